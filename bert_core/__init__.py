@@ -1,0 +1,36 @@
+"""Framework-neutral core of tribert: config, outputs, head registry, hub resolution.
+
+Imports no deep-learning framework.
+"""
+
+from .config import ACTIVATIONS, POSITION_EMBEDDING_TYPES, BertConfig
+from .errors import CheckpointError, ConfigError, MissingBackendError, TokenizerError, TriBertError
+from .heads import HEADS, Head, get_head, head_for_class_name, head_for_config
+from .hub import HubError, resolve_file
+from .outputs import *  # noqa: F401,F403  (the output classes; see outputs.__all__)
+from .outputs import __all__ as _output_names
+
+# The seed's framework-prefixed names for the pre-training output.
+TFBertForPreTrainingOutput = BertForPreTrainingOutput  # noqa: F405
+FlaxBertForPreTrainingOutput = BertForPreTrainingOutput  # noqa: F405
+
+__all__ = [
+    "BertConfig",
+    "ACTIVATIONS",
+    "POSITION_EMBEDDING_TYPES",
+    "TriBertError",
+    "ConfigError",
+    "CheckpointError",
+    "TokenizerError",
+    "MissingBackendError",
+    "HubError",
+    "Head",
+    "HEADS",
+    "get_head",
+    "head_for_class_name",
+    "head_for_config",
+    "resolve_file",
+    "TFBertForPreTrainingOutput",
+    "FlaxBertForPreTrainingOutput",
+    *_output_names,
+]

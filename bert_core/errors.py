@@ -1,0 +1,30 @@
+"""Exceptions a user can act on.
+
+Each is a ``ValueError`` subclass so code that already catches ``ValueError``
+keeps working; the message names the file, key or argument at fault and, for
+shape problems, both shapes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TriBertError", "ConfigError", "CheckpointError", "TokenizerError", "MissingBackendError"]
+
+
+class TriBertError(ValueError):
+    """Base class of every error tribert raises on bad input."""
+
+
+class ConfigError(TriBertError):
+    """A configuration file or field is invalid (names the field and the value)."""
+
+
+class CheckpointError(TriBertError):
+    """A checkpoint cannot be read or does not fit the model (names file, key, shapes)."""
+
+
+class TokenizerError(TriBertError):
+    """A tokenizer file or call argument is invalid (names the file or argument)."""
+
+
+class MissingBackendError(ImportError):
+    """An optional framework is not installed; the message says which extra to install."""

