@@ -120,12 +120,13 @@ class BertConfig:
         if id2label is not None:
             self.id2label = {int(k): str(v) for k, v in dict(id2label).items()}
         else:
-            self.id2label = {i: f"LABEL_{i}" for i in range(2 if num_labels is None else int(num_labels))}
-        if num_labels is not None and num_labels != len(self.id2label):
-            self.num_labels = num_labels  # regenerates both maps
-        elif label2id is not None:
+            self.id2label = {0: "LABEL_0", 1: "LABEL_1"}
+        regenerated = num_labels is not None and num_labels != len(self.id2label)
+        if num_labels is not None:
+            self.num_labels = num_labels  # validates; regenerates both maps when the count differs
+        if label2id is not None and not regenerated:
             self.label2id = {str(k): int(v) for k, v in dict(label2id).items()}
-        else:
+        elif not regenerated:
             self.label2id = {v: k for k, v in self.id2label.items()}
         self.validate()
 

@@ -70,11 +70,7 @@ def resolve_file(
             token=token,
         )
         return Path(path)
-    except hf_errors.EntryNotFoundError:
-        if required:
-            raise HubError(f"{filename} not found in hub repo {repo_id!r} (revision {revision or 'main'})") from None
-        return None
-    except hf_errors.LocalEntryNotFoundError:
+    except hf_errors.LocalEntryNotFoundError:  # before EntryNotFoundError: it may subclass it
         # Offline (local_files_only or HF_HUB_OFFLINE) and not cached: the file
         # may simply not exist in the repo, so only complain if it is required.
         if required:
@@ -82,6 +78,10 @@ def resolve_file(
                 f"{filename} of {repo_id!r} is not in the local cache and the hub is not reachable "
                 f"(offline mode or no network); download it first or pass a local directory"
             ) from None
+        return None
+    except hf_errors.EntryNotFoundError:
+        if required:
+            raise HubError(f"{filename} not found in hub repo {repo_id!r} (revision {revision or 'main'})") from None
         return None
     except hf_errors.RepositoryNotFoundError:
         raise HubError(f"hub repo {repo_id!r} not found (private repos need token=...)") from None

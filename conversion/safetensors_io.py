@@ -211,7 +211,8 @@ def _header(tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str] | Non
 def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> Path:
     """Write ``tensors`` to one safetensors file, atomically; returns the path."""
     path = Path(path)
-    arrays = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    # np.asarray(order="C") keeps 0-d tensors 0-d (np.ascontiguousarray would make them 1-d).
+    arrays = {k: np.asarray(v, order="C") for k, v in tensors.items()}
     raw, names = _header(arrays, {"format": "pt", **(metadata or {})})
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
