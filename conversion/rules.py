@@ -37,6 +37,8 @@ __all__ = [
     "LeafRule",
     "LEAF_RULES",
     "LEGACY_LEAF_NAMES",
+    "LEGACY_TF_REWRITES",
+    "LEGACY_TF_SKIP",
     "BASE_MODEL_PREFIX",
     "TIED_KEYS",
     "IGNORED_KEY_PATTERNS",
@@ -63,6 +65,31 @@ IGNORED_KEY_PATTERNS = (re.compile(r"(^|\.)embeddings\.position_ids$"),)
 
 #: Leaf names written by TF-era checkpoints, mapped to canonical leaves.
 LEGACY_LEAF_NAMES = {"gamma": "weight", "beta": "bias"}
+
+#: Legacy TensorFlow variable names -> framework keys in the "keras" naming above,
+#: applied in order (regex, replacement) after "/" becomes ".". Two sources:
+#: ``tf_h5``: `transformers` 4.x ``tf_model.h5`` (``tf_bert_for_x/bert/encoder/layer_._0/...:0``);
+#: ``google_tf1``: the original Google checkpoints (``bert/encoder/layer_0/...``).
+LEGACY_TF_REWRITES: dict[str, tuple[tuple[str, str], ...]] = {
+    "tf_h5": (
+        (r":\d+$", ""),                                   # variable suffix
+        (r"^[^.]+\.", ""),                                # the Keras model's own name scope
+        (r"(^|\.)[a-z]+___(cls)(?=\.)", r"\1\2"),         # mlm___cls / nsp___cls -> cls
+        (r"\.layer_\._(\d+)\.", r".layer.\1."),             # layer_._3 -> layer.3
+        (r"word_embeddings\.weight$", "word_embeddings.embeddings"),
+    ),
+    "google_tf1": (
+        (r"\.layer_(\d+)\.", r".layer.\1."),                 # layer_3 -> layer.3
+        (r"_embeddings$", "_embeddings.embeddings"),         # the variable is the table itself
+        (r"^cls\.predictions\.output_bias$", "cls.predictions.bias"),
+        # Stored [out, in] already, so it bypasses the kernel transpose: emit the canonical key.
+        (r"^cls\.seq_relationship\.output_weights$", "=cls.seq_relationship.weight"),
+        (r"^cls\.seq_relationship\.output_bias$", "cls.seq_relationship.bias"),
+    ),
+}
+
+#: Legacy TF variables that are optimizer state or bookkeeping, never weights.
+LEGACY_TF_SKIP = re.compile(r"(adam_[mv]|AdamWeightDecayOptimizer(_\d+)?|global_step|_power|Momentum)$")
 
 
 @dataclass(frozen=True)
