@@ -2,6 +2,7 @@
 
 Subcommands:
     env       versions and devices of the three frameworks.
+    convert   any checkpoint format -> any format, via canonical safetensors.
 
 Errors print one line and exit non-zero; ``--verbose`` shows the traceback.
 """
@@ -81,6 +82,16 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import convert
+
+    result = convert(args.src, args.to, args.out, head=args.head, dtype=args.dtype, config_path=args.config,
+                     drop_unused=args.drop_unused, overwrite=args.overwrite, max_shard_size=args.max_shard_size,
+                     revision=args.revision, local_files_only=args.local_files_only)
+    print(result.summary())
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tribert", description="One BERT, three frameworks.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
@@ -88,6 +99,24 @@ def _parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="print versions and devices of torch, tensorflow and jax")
     env.add_argument("--json", action="store_true", help="print JSON")
     env.set_defaults(func=_cmd_env)
+
+    from bert_core.heads import HEADS
+
+    from .convert import TARGET_FORMATS
+
+    conv = sub.add_parser("convert", help="convert a checkpoint between formats (via canonical safetensors)")
+    conv.add_argument("src", help="directory, hub repo id, weight file (.safetensors/.bin/.h5/.msgpack) or TF1 prefix")
+    conv.add_argument("--to", required=True, choices=sorted(TARGET_FORMATS), help="target format")
+    conv.add_argument("--out", required=True, help="output directory (written atomically)")
+    conv.add_argument("--head", choices=sorted(HEADS), help="head to convert (default: from config.architectures)")
+    conv.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="cast floating tensors")
+    conv.add_argument("--config", help="config.json / bert_config.json when none sits next to the weights")
+    conv.add_argument("--drop-unused", action="store_true", help="drop tensors the head does not use")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    conv.add_argument("--max-shard-size", default="5GB", help="shard safetensors above this size (default 5GB)")
+    conv.add_argument("--revision", help="hub revision")
+    conv.add_argument("--local-files-only", action="store_true", help="never contact the hub")
+    conv.set_defaults(func=_cmd_convert)
     return parser
 
 
@@ -100,7 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, ImportError) as exc:
         if args.verbose:
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # One line, whole: multi-line messages list every key, so fold them rather than cut them.
+        message = " ".join(part.strip() for part in str(exc).splitlines()) or type(exc).__name__
         print(f"tribert {args.command}: error: {message}", file=sys.stderr)
         return 1
 
