@@ -1,0 +1,166 @@
+"""The framework-neutral pipeline engine: tokenize, batch by length, forward, post-process.
+
+A backend supplies only ``forward``: a function from a batch of numpy inputs
+(``input_ids``, ``token_type_ids``, ``attention_mask``, each (batch, seq)) to a
+dict of numpy outputs (``logits``, ``last_hidden_state``, ``start_logits`` /
+``end_logits``). Everything else (pre-processing, length-sorted batching,
+shape buckets for compiled backends, post-processing) lives here once, so the
+three frameworks give the same answers by construction.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import TriBertError
+
+__all__ = ["Feature", "Pipeline", "Task", "PipelineError", "bucket_length", "softmax"]
+
+Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+class PipelineError(TriBertError):
+    """Bad pipeline input or argument (names the task, the argument and the input)."""
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax in float64-free numpy (float32 in, float32 out)."""
+    shifted = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
+
+
+def bucket_length(length: int, multiple: int = 16, limit: int | None = None) -> int:
+    """Round ``length`` up to a shape bucket: multiples of ``multiple`` up to 64, then powers of two.
+
+    Compiled backends (XLA, ``jax.jit``) recompile per input shape; buckets
+    keep the number of shapes small while wasting at most ~2x on padding for
+    long inputs and under ``multiple`` tokens for short ones.
+    """
+    if length <= 64:
+        padded = -(-length // multiple) * multiple
+    else:
+        padded = 1 << (length - 1).bit_length()
+    return min(padded, limit) if limit else padded
+
+
+@dataclass
+class Feature:
+    """One model row: token lists plus whatever post-processing needs to remember."""
+
+    item: int
+    inputs: dict[str, list[int]]
+    extra: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Task:
+    """A pipeline task: how to turn one input into features, and features into a result."""
+
+    name = ""
+    outputs: tuple[str, ...] = ()
+    token_level = True  # outputs are per token, (batch, seq, ...), trimmed to each row's real length
+
+    def __init__(self, tokenizer: Any, config: Any, model_dir: Any = None):
+        self.tokenizer = tokenizer
+        self.config = config
+        self.model_dir = model_dir
+
+    def parameters(self, **params: Any) -> dict[str, Any]:
+        """Validate and default the call parameters; unknown names raise."""
+        if params:
+            raise PipelineError(f"{self.name}: unknown argument(s) {', '.join(sorted(params))}")
+        return {}
+
+    def normalize_inputs(self, inputs: Any) -> tuple[list[Any], bool]:
+        """``(items, batched)``: a single string or a list of them."""
+        if isinstance(inputs, str):
+            return [inputs], False
+        if isinstance(inputs, (list, tuple)) and all(isinstance(x, str) for x in inputs):
+            return list(inputs), True
+        raise PipelineError(f"{self.name}: expected a string or a list of strings, got {type(inputs).__name__}")
+
+    def preprocess(self, index: int, item: Any, params: dict[str, Any]) -> list[Feature]:
+        raise NotImplementedError
+
+    def postprocess(self, item: Any, features: list[Feature], params: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def combine(self, results: list[Any], batched: bool) -> Any:
+        """The call's return value from the per-input results."""
+        return results if batched else results[0]
+
+
+class Pipeline:
+    """Run a :class:`Task` over inputs with a backend's ``forward``.
+
+    Args:
+        task: the task object.
+        forward: batch of numpy inputs -> dict of numpy outputs.
+        batch_size: rows per forward call (inputs are sorted by length first,
+            so a batch holds similar lengths and little compute goes to padding).
+        bucket: round each batch's length up to :func:`bucket_length` (set by
+            compiled backends so shapes, and compilations, stay few).
+        framework: "torch", "tf" or "flax", for ``repr`` and errors.
+    """
+
+    def __init__(self, task: Task, forward: Forward, *, batch_size: int = 8, bucket: bool = False, framework: str = ""):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise PipelineError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.task = task
+        self.forward = forward
+        self.batch_size = batch_size
+        self.bucket = bucket
+        self.framework = framework
+        self.tokenizer = task.tokenizer
+
+    def __repr__(self) -> str:
+        return f"Pipeline(task={self.task.name!r}, framework={self.framework!r}, batch_size={self.batch_size})"
+
+    def __call__(self, inputs: Any = None, *, batch_size: int | None = None, progress: bool | None = None, **params: Any) -> Any:
+        """Run the task; a single input gives one result, a list gives a list."""
+        params = self.task.parameters(**params)
+        items, batched = self.task.normalize_inputs(inputs)
+        features = [f for index, item in enumerate(items) for f in self.task.preprocess(index, item, params)]
+        self._run(features, batch_size or self.batch_size, progress)
+        grouped: list[list[Feature]] = [[] for _ in items]
+        for feature in features:
+            grouped[feature.item].append(feature)
+        return self.task.combine([self.task.postprocess(item, group, params) for item, group in zip(items, grouped)], batched)
+
+    def _run(self, features: list[Feature], batch_size: int, progress: bool | None) -> None:
+        order = sorted(range(len(features)), key=lambda i: len(features[i].inputs["input_ids"]))
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        show = progress if progress is not None else len(features) > 256
+        if show:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, desc=self.task.name, unit="batch", file=sys.stderr)
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        limit = limit if limit and limit < 1_000_000 else None
+        for rows in batches:
+            length = max(len(features[i].inputs["input_ids"]) for i in rows)
+            if self.bucket:
+                length = max(length, bucket_length(length, limit=limit))
+            batch = {
+                key: np.stack([_pad(features[i].inputs[key], length, self._pad_value(key)) for i in rows])
+                for key in ("input_ids", "token_type_ids", "attention_mask")
+            }
+            outputs = self.forward(batch)
+            for position, i in enumerate(rows):
+                real = len(features[i].inputs["input_ids"])
+                row = {key: np.asarray(outputs[key][position]) for key in self.task.outputs}
+                features[i].outputs = {k: v[:real] for k, v in row.items()} if self.task.token_level else row
+
+    def _pad_value(self, key: str) -> int:
+        return self.tokenizer.pad_token_id if key == "input_ids" else 0
+
+
+def _pad(values: Sequence[int], length: int, fill: int) -> np.ndarray:
+    out = np.full(length, fill, dtype=np.int64)
+    out[: len(values)] = values
+    return out
