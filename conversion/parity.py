@@ -1,0 +1,202 @@
+"""Three-way parity: one canonical checkpoint, every framework, max |diff| per head and output.
+
+``tribert parity`` and the parity tests share this module. For each head it
+writes one canonical checkpoint (the source's tensors where it has them,
+seeded random ones for a head the source lacks, so every framework loads the
+same numbers), loads it through each backend's public ``from_pretrained``,
+runs one padded batch and compares every output (logits, hidden states,
+attentions) between each pair of frameworks and against `transformers`, on
+real (unpadded) positions only. Frameworks are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bert_core import HEADS, BertConfig, TriBertError
+from bert_core.heads import get_head
+
+from .checkpoint import resolve_checkpoint
+from .convert import canonicalize
+from .layout import canonical_shapes
+from .safetensors_io import save_checkpoint
+
+__all__ = ["FRAMEWORKS", "TOLERANCE", "ParityRow", "head_checkpoint", "make_inputs", "run_framework", "parity_table", "format_table"]
+
+FRAMEWORKS = ("torch", "tf", "flax")
+REFERENCE = "transformers"
+PACKAGES = {"torch": "bert_torch", "tf": "bert_tf", "flax": "bert_flax", REFERENCE: "transformers"}
+TOLERANCE = {"float32": 1e-5, "bfloat16": 6e-2, "float16": 1e-2}
+NUM_CHOICES = 2
+
+
+@dataclass
+class ParityRow:
+    """One comparison: ``max_abs_diff`` of ``output`` of ``head`` between frameworks ``a`` and ``b``."""
+
+    head: str
+    output: str
+    a: str
+    b: str
+    max_abs_diff: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.isfinite(self.max_abs_diff)) and self.max_abs_diff <= self.tolerance
+
+
+def head_checkpoint(source: str | Path, head: str, out_dir: Path, seed: int = 0) -> BertConfig:
+    """Write ``head``'s canonical checkpoint from ``source`` into ``out_dir``; returns its config.
+
+    Tensors the source lacks (e.g. a classifier on a backbone checkpoint) are
+    drawn from N(0, initializer_range) with ``seed``, LayerNorm weights set to 1.
+    """
+    resolved = resolve_checkpoint(source)
+    config = resolved.config.copy(architectures=[get_head(head).class_name])
+    tensors, report = canonicalize(resolved.tensors, config, head, drop_unused=True, source=str(source))
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) if np.issubdtype(v.dtype, np.floating) else v for k, v in tensors.items()}
+    rng = np.random.default_rng(seed)
+    shapes = canonical_shapes(config, head)
+    for key in report.missing_keys:
+        if key.endswith("LayerNorm.weight"):
+            tensors[key] = np.ones(shapes[key], np.float32)
+        else:
+            tensors[key] = (rng.standard_normal(shapes[key]) * config.initializer_range).astype(np.float32)
+    save_checkpoint(tensors, out_dir)
+    config.save_pretrained(out_dir)
+    return config
+
+
+def make_inputs(config: BertConfig, head: str, batch: int = 3, seq: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
+    """A right-padded batch: full, partly padded and a [CLS]-only row (multiple choice: ``NUM_CHOICES`` per row)."""
+    rng = np.random.default_rng(seed)
+    lead = (batch, NUM_CHOICES) if head == "multiple-choice" else (batch,)
+    lengths = np.resize(np.array([seq, max(seq - 4, 2), 1]), lead[0])
+    mask = (np.arange(seq) < lengths[:, None]).astype(np.int64)
+    mask = np.broadcast_to(mask[:, None, :], (*lead, seq)).copy() if len(lead) == 2 else mask
+    ids = rng.integers(5, config.vocab_size, size=(*lead, seq), dtype=np.int64)
+    ids = np.where(mask == 1, ids, config.pad_token_id or 0)
+    types = np.where((np.arange(seq) >= seq // 2) & (mask == 1), 1, 0).astype(np.int64) if config.type_vocab_size > 1 else np.zeros_like(ids)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # torch
+        value = value.detach().float().cpu()
+    if hasattr(value, "numpy") and not isinstance(value, np.ndarray):
+        value = value.numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
+def flatten_outputs(output: Any) -> dict[str, np.ndarray]:
+    """``{"logits": ..., "hidden_states[2]": ...}`` from any framework's output object."""
+    items = output.items() if hasattr(output, "items") else vars(output).items()
+    flat: dict[str, np.ndarray] = {}
+    for name, value in items:
+        if value is None or name in ("past_key_values", "cache", "loss"):
+            continue
+        if isinstance(value, (tuple, list)):
+            for i, v in enumerate(value):
+                flat[f"{name}[{i}]"] = _numpy(v)
+        else:
+            flat[name] = _numpy(value)
+    return flat
+
+
+def run_framework(framework: str, directory: Path, head: str, inputs: dict[str, np.ndarray], dtype: str = "float32", device: str = "cpu") -> dict[str, np.ndarray]:
+    """Load ``directory`` with ``framework``'s public class for ``head`` and run ``inputs``."""
+    try:
+        package = importlib.import_module(PACKAGES[framework])
+    except ImportError as err:
+        raise TriBertError(f"framework {framework!r} is not available: {err}") from None
+    cls = getattr(package, get_head(head).class_name)
+    options = dict(output_hidden_states=True, output_attentions=True)
+    if framework in ("torch", REFERENCE):
+        import torch
+
+        target = {"gpu": "cuda", "cpu": "cpu"}.get(device, device)
+        model = cls.from_pretrained(directory, dtype=getattr(torch, dtype)).to(target).eval()
+        with torch.no_grad():
+            return flatten_outputs(model(**{k: torch.from_numpy(v).to(target) for k, v in inputs.items()}, **options))
+    if framework == "tf":
+        model = cls.from_pretrained(directory, dtype=dtype)
+        return flatten_outputs(model(**inputs, training=False, **options))
+    model = cls.from_pretrained(directory, dtype=dtype)
+    return flatten_outputs(model(**inputs, **options))
+
+
+def _valid(name: str, shape: tuple[int, ...], mask: np.ndarray) -> np.ndarray | None:
+    """Which elements of an output are real (not padding), or ``None`` for all."""
+    rows = mask.reshape(-1, mask.shape[-1]).astype(bool)  # (rows, seq)
+    if name.startswith(("attentions", "cross_attentions")) and len(shape) == 4 and shape[0] == rows.shape[0]:
+        keep = rows[:, None, :, None] & rows[:, None, None, :]
+        return np.broadcast_to(keep, shape)
+    if len(shape) >= 2 and shape[0] == rows.shape[0] and shape[1] == rows.shape[1]:
+        return np.broadcast_to(rows.reshape(rows.shape + (1,) * (len(shape) - 2)), shape)
+    return None
+
+
+def compare(results: dict[str, dict[str, np.ndarray]], head: str, mask: np.ndarray, tolerance: float) -> list[ParityRow]:
+    """Rows for every pair of frameworks and every output both produced."""
+    rows = []
+    for a, b in itertools.combinations(results, 2):
+        for name in results[a]:
+            if name not in results[b]:
+                continue
+            x, y = results[a][name], results[b][name]
+            if x.shape != y.shape:
+                rows.append(ParityRow(head, name, a, b, float("inf"), tolerance))
+                continue
+            diff = np.abs(x - y)
+            valid = _valid(name, x.shape, mask)
+            diff = diff[valid] if valid is not None else diff
+            rows.append(ParityRow(head, name, a, b, float(diff.max()) if diff.size else 0.0, tolerance))
+    return rows
+
+
+def parity_table(model: str | Path, frameworks: tuple[str, ...] = FRAMEWORKS, heads: tuple[str, ...] | None = None,
+                 dtype: str = "float32", device: str = "cpu", reference: str | None = REFERENCE, seed: int = 0) -> list[ParityRow]:  # fmt: skip
+    """Compare ``frameworks`` (and ``reference``) on every head of ``model``."""
+    if dtype not in TOLERANCE:
+        raise TriBertError(f"dtype must be one of {', '.join(TOLERANCE)}, got {dtype!r}")
+    unknown = [f for f in frameworks if f not in FRAMEWORKS]
+    if unknown:
+        raise TriBertError(f"unknown framework(s) {unknown}; choose from {', '.join(FRAMEWORKS)}")
+    heads = tuple(heads or HEADS)
+    for head in heads:
+        get_head(head)
+    names = (*frameworks, reference) if reference else tuple(frameworks)
+    rows: list[ParityRow] = []
+    with tempfile.TemporaryDirectory(prefix="tribert-parity-") as tmp:
+        for head in heads:
+            directory = Path(tmp) / head
+            config = head_checkpoint(model, head, directory, seed=seed)
+            inputs = make_inputs(config, head, seed=seed)
+            results = {name: run_framework(name, directory, head, inputs, dtype, device) for name in names}
+            rows += compare(results, head, inputs["attention_mask"], TOLERANCE[dtype])
+    return rows
+
+
+def format_table(rows: list[ParityRow]) -> str:
+    """One line per head and framework pair: the worst output and its max |diff|."""
+    worst: dict[tuple[str, str, str], ParityRow] = {}
+    for row in rows:
+        key = (row.head, row.a, row.b)
+        if key not in worst or not (row.max_abs_diff <= worst[key].max_abs_diff):
+            worst[key] = row
+    lines = [f"{'head':<24} {'pair':<22} {'max |diff|':>11}  {'worst output':<22} ok"]
+    for (head, a, b), row in worst.items():
+        lines.append(f"{head:<24} {a + ' vs ' + b:<22} {row.max_abs_diff:>11.2e}  {row.output:<22} {'yes' if row.ok else 'NO'}")
+    return "\n".join(lines)
+
+
+def rows_as_dicts(rows: list[ParityRow]) -> list[dict[str, Any]]:
+    return [{**asdict(r), "ok": r.ok} for r in rows]
