@@ -109,7 +109,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
     heads = tuple(h.strip() for h in args.heads.split(",")) if args.heads else None
     reference = None if args.reference == "none" else args.reference
-    rows = parity_table(args.model, frameworks, heads, dtype=args.dtype, device=args.device, reference=reference)
+    heads = None if heads == ("all",) else heads
+    rows = parity_table(args.model, frameworks, heads, dtype=args.dtype, device=args.device, reference=reference, outputs=args.outputs)
     if args.json:
         print(json.dumps({"model": args.model, "dtype": args.dtype, "device": args.device, "rows": rows_as_dicts(rows),
                           "ok": all(r.ok for r in rows)}, indent=1))  # fmt: skip
@@ -162,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     par.add_argument("model", help="model directory or hub repo id (heads it lacks get seeded random weights)")
     par.add_argument("--frameworks", default="torch,tf,flax", help="comma-separated subset of torch,tf,flax")
     par.add_argument("--heads", help=f"comma-separated heads (default all: {', '.join(HEADS)})")
+    par.add_argument("--outputs", default="logits", choices=["logits", "all"], help="the heads' main outputs, or also every hidden state and attention map")
     par.add_argument("--device", default="cpu", help="cpu, gpu or tpu (where the framework sees one)")
     par.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     par.add_argument("--reference", default="transformers", choices=["transformers", "none"], help="also compare against transformers")

@@ -174,6 +174,11 @@ def cast_tensors(tensors: Mapping[str, np.ndarray], dtype: str | None) -> dict[s
     return out
 
 
+def _byte_view(array: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array without copying (0-d and empty arrays included)."""
+    return memoryview(array.reshape(-1).view(np.uint8)) if array.size else memoryview(b"")
+
+
 def manifest(tensors: Mapping[str, np.ndarray], config: BertConfig) -> dict:
     """sha256 of every canonical tensor and of the config, so two artifacts can be compared exactly."""
     entries = {}
@@ -182,7 +187,8 @@ def manifest(tensors: Mapping[str, np.ndarray], config: BertConfig) -> dict:
         entries[key] = {
             "dtype": array.dtype.name,
             "shape": list(array.shape),
-            "sha256": hashlib.sha256(array.tobytes()).hexdigest(),
+            # Hash the buffer in place: no copy of the (possibly memory-mapped) tensor.
+            "sha256": hashlib.sha256(_byte_view(array)).hexdigest(),
         }
     config_text = json.dumps(config.to_dict(), sort_keys=True)
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -155,7 +156,61 @@ def write_flax_msgpack(tensors: Mapping[str, np.ndarray], path: str | os.PathLik
 
     serialization = require("flax.serialization")
     tree = unflatten_tree(to_framework(tensors, "flax"))
-    return _atomic_bytes(Path(path), serialization.msgpack_serialize(tree))
+    largest = max((np.asarray(v).nbytes for v in to_framework(tensors, "flax").values()), default=0)
+    if largest > serialization.MAX_CHUNK_SIZE:  # flax splits such leaves into chunks: let it write them
+        return _atomic_bytes(Path(path), serialization.msgpack_serialize(tree))
+    return _stream_msgpack(tree, Path(path))
+
+
+def _bin_header(size: int) -> bytes:
+    if size < 2**8:
+        return b"\xc4" + struct.pack(">B", size)
+    return b"\xc5" + struct.pack(">H", size) if size < 2**16 else b"\xc6" + struct.pack(">I", size)
+
+
+def _ext_header(size: int, code: int) -> bytes:
+    fixed = {1: b"\xd4", 2: b"\xd5", 4: b"\xd6", 8: b"\xd7", 16: b"\xd8"}
+    if size in fixed:
+        return fixed[size] + struct.pack(">b", code)
+    if size < 2**8:
+        return b"\xc7" + struct.pack(">Bb", size, code)
+    return b"\xc8" + struct.pack(">Hb", size, code) if size < 2**16 else b"\xc9" + struct.pack(">Ib", size, code)
+
+
+def _stream_msgpack(tree: Mapping[str, Any], path: Path) -> Path:
+    """Write ``tree`` in flax.serialization's msgpack format one leaf at a time (same bytes).
+
+    ``msgpack_serialize`` builds the whole file in memory, about twice the
+    weights on top of them; streaming keeps the peak near one copy.
+    """
+    msgpack = require("msgpack")
+    packer = msgpack.Packer(strict_types=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+    def write(node: Any, f: Any) -> None:
+        if isinstance(node, Mapping):
+            f.write(packer.pack_map_header(len(node)))
+            for key, value in node.items():
+                f.write(packer.pack(key))
+                write(value, f)
+            return
+        array = np.ascontiguousarray(node)
+        # flax's ndarray extension (type 1) holds msgpack of (shape, dtype name, raw bytes);
+        # the headers are written by hand so the tensor bytes go out without a copy.
+        prefix = b"\x93" + packer.pack(list(array.shape)) + packer.pack(array.dtype.name) + _bin_header(array.nbytes)
+        f.write(_ext_header(len(prefix) + array.nbytes, 1))
+        f.write(prefix)
+        if array.size:
+            f.write(memoryview(array.reshape(-1).view(np.uint8)))
+
+    try:
+        with open(tmp, "wb") as f:
+            write(tree, f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def write_torch_bin(tensors: Mapping[str, np.ndarray], path: str | os.PathLike) -> Path:

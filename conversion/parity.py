@@ -75,11 +75,15 @@ def head_checkpoint(source: str | Path, head: str, out_dir: Path, seed: int = 0)
     return config
 
 
-def make_inputs(config: BertConfig, head: str, batch: int = 3, seq: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
-    """A right-padded batch: full, partly padded and a [CLS]-only row (multiple choice: ``NUM_CHOICES`` per row)."""
+def make_inputs(config: BertConfig, head: str, batch: int = 4, seq: int = 12, seed: int = 0) -> dict[str, np.ndarray]:
+    """A right-padded batch: a full row, a partly padded one, a [CLS]-only one and a fully padded one.
+
+    Multiple choice gets ``NUM_CHOICES`` choices per row. The fully padded row
+    checks the shared mask rule: its outputs must stay finite and agree.
+    """
     rng = np.random.default_rng(seed)
     lead = (batch, NUM_CHOICES) if head == "multiple-choice" else (batch,)
-    lengths = np.resize(np.array([seq, max(seq - 4, 2), 1]), lead[0])
+    lengths = np.resize(np.array([seq, max(seq - 4, 2), 1, 0]), lead[0])
     mask = (np.arange(seq) < lengths[:, None]).astype(np.int64)
     mask = np.broadcast_to(mask[:, None, :], (*lead, seq)).copy() if len(lead) == 2 else mask
     ids = rng.integers(5, config.vocab_size, size=(*lead, seq), dtype=np.int64)
@@ -144,12 +148,17 @@ def _valid(name: str, shape: tuple[int, ...], mask: np.ndarray) -> np.ndarray | 
     return None
 
 
-def compare(results: dict[str, dict[str, np.ndarray]], head: str, mask: np.ndarray, tolerance: float) -> list[ParityRow]:
-    """Rows for every pair of frameworks and every output both produced."""
+def compare(results: dict[str, dict[str, np.ndarray]], head: str, mask: np.ndarray, tolerance: float, outputs: str = "all") -> list[ParityRow]:
+    """Rows for every pair of frameworks and every output both produced.
+
+    ``outputs="logits"`` keeps the head's main outputs (``bert_core.heads``),
+    ``"all"`` adds every hidden state and attention map.
+    """
+    main = set(get_head(head).logits)
     rows = []
     for a, b in itertools.combinations(results, 2):
         for name in results[a]:
-            if name not in results[b]:
+            if name not in results[b] or (outputs == "logits" and name not in main):
                 continue
             x, y = results[a][name], results[b][name]
             if x.shape != y.shape:
@@ -158,13 +167,18 @@ def compare(results: dict[str, dict[str, np.ndarray]], head: str, mask: np.ndarr
             diff = np.abs(x - y)
             valid = _valid(name, x.shape, mask)
             diff = diff[valid] if valid is not None else diff
+            if not (np.isfinite(x).all() and np.isfinite(y).all()):
+                diff = np.array([np.inf])
             rows.append(ParityRow(head, name, a, b, float(diff.max()) if diff.size else 0.0, tolerance))
     return rows
 
 
 def parity_table(model: str | Path, frameworks: tuple[str, ...] = FRAMEWORKS, heads: tuple[str, ...] | None = None,
-                 dtype: str = "float32", device: str = "cpu", reference: str | None = REFERENCE, seed: int = 0) -> list[ParityRow]:  # fmt: skip
+                 dtype: str = "float32", device: str = "cpu", reference: str | None = REFERENCE, seed: int = 0,
+                 outputs: str = "all") -> list[ParityRow]:  # fmt: skip
     """Compare ``frameworks`` (and ``reference``) on every head of ``model``."""
+    if outputs not in ("logits", "all"):
+        raise TriBertError(f"outputs must be 'logits' or 'all', got {outputs!r}")
     if dtype not in TOLERANCE:
         raise TriBertError(f"dtype must be one of {', '.join(TOLERANCE)}, got {dtype!r}")
     unknown = [f for f in frameworks if f not in FRAMEWORKS]
@@ -181,7 +195,7 @@ def parity_table(model: str | Path, frameworks: tuple[str, ...] = FRAMEWORKS, he
             config = head_checkpoint(model, head, directory, seed=seed)
             inputs = make_inputs(config, head, seed=seed)
             results = {name: run_framework(name, directory, head, inputs, dtype, device) for name in names}
-            rows += compare(results, head, inputs["attention_mask"], TOLERANCE[dtype])
+            rows += compare(results, head, inputs["attention_mask"], TOLERANCE[dtype], outputs)
     return rows
 
 

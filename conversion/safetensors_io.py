@@ -220,7 +220,10 @@ def save_file(tensors: Mapping[str, np.ndarray], path: str | os.PathLike, metada
             f.write(struct.pack("<Q", len(raw)))
             f.write(raw)
             for name in names:
-                f.write(arrays[name].astype(arrays[name].dtype.newbyteorder("<"), copy=False).tobytes(order="C"))
+                array = arrays[name].astype(arrays[name].dtype.newbyteorder("<"), copy=False)
+                # Write the buffer itself: tobytes() would copy the largest tensor once more.
+                if array.size:
+                    f.write(memoryview(np.ascontiguousarray(array).reshape(-1).view(np.uint8)))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
