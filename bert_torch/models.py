@@ -33,11 +33,11 @@ def _head_mask(head_mask: torch.Tensor | None, config: BertConfig, dtype: torch.
     """``(heads,)`` or ``(layers, heads)`` -> ``(layers, 1, heads, 1, 1)``, as transformers 4.x broadcasts it."""
     if head_mask is None:
         return None
+    layers, heads = config.num_hidden_layers, config.num_attention_heads
+    if tuple(head_mask.shape) not in ((heads,), (layers, heads)):
+        raise ConfigError(f"head_mask must have shape ({heads},) or ({layers}, {heads}), got {tuple(head_mask.shape)}")
     if head_mask.dim() == 1:
-        head_mask = head_mask[None, :].expand(config.num_hidden_layers, -1)  # (layers, heads)
-    if head_mask.shape != (config.num_hidden_layers, config.num_attention_heads):
-        raise ConfigError(f"head_mask must have shape ({config.num_attention_heads},) or "
-                          f"({config.num_hidden_layers}, {config.num_attention_heads}), got {tuple(head_mask.shape)}")
+        head_mask = head_mask[None, :].expand(layers, -1)  # (layers, heads)
     return head_mask[:, None, :, None, None].to(dtype)  # (layers, 1, heads, 1, 1)
 
 
