@@ -1,0 +1,178 @@
+"""``from_pretrained`` / ``save_pretrained`` through ``conversion``, and msgpack bytes.
+
+Loading: ``conversion.resolve_checkpoint`` (safetensors, sharded, ``pytorch_model.bin``;
+``tf_model.h5`` and ``flax_model.msgpack`` through ``conversion.formats``) ->
+``conversion.match_state`` (prefixes, legacy names, tied decoder, shape checks)
+-> each canonical tensor is mapped by ``conversion.rules`` to its Flax path and
+copied once into a JAX array. Saving writes the canonical safetensors layout
+(no torch needed), so a Flax model loads in PyTorch, Keras and ``transformers``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization, traverse_util
+
+from bert_core.config import BertConfig
+from bert_core.errors import CheckpointError
+from conversion import from_framework, from_framework_key, match_state, resolve_checkpoint, save_checkpoint
+from conversion import to_framework_key
+from conversion.rules import TIED_KEYS
+
+from .scan import scan_to_unscanned_params, unscanned_to_scan_params
+
+__all__ = ["from_pretrained", "save_pretrained", "to_bytes", "from_bytes", "canonical_state", "FLAX_WEIGHTS_NAME"]
+
+logger = logging.getLogger("bert_flax")
+
+FLAX_WEIGHTS_NAME = "flax_model.msgpack"
+
+
+def _canonical_model_shapes(model) -> dict[str, tuple[int, ...]]:
+    """Canonical key -> canonical shape of every parameter, plus the tied decoder keys of MLM heads."""
+    shapes = {}
+    for key, shape in model.param_shapes().items():
+        parts = key.split(".")
+        if model.scan_layers and "layer" in parts:  # stacked layers: one key per layer index
+            i = parts.index("layer") + 1
+            for n in range(shape[0]):
+                unscanned = ".".join(parts[:i] + [str(n)] + parts[i:])
+                canonical, transpose = from_framework_key(unscanned, "flax")
+                shapes[canonical] = tuple(reversed(shape[1:])) if transpose else tuple(shape[1:])
+            continue
+        canonical, transpose = from_framework_key(key, "flax")
+        shapes[canonical] = tuple(reversed(shape)) if transpose else tuple(shape)
+    for tied, source in TIED_KEYS.items():
+        if source in shapes:
+            shapes[tied] = shapes[source]
+    return shapes
+
+
+def _read_weights(name_or_path, config, hub: dict[str, Any], overrides: dict[str, Any]):
+    """(config, canonical tensors, source) from safetensors / bin, else tf_model.h5 / flax_model.msgpack."""
+    try:
+        resolved = resolve_checkpoint(name_or_path, config=config, **hub, **overrides)
+        return resolved.config, resolved.tensors, resolved.source
+    except CheckpointError as exc:
+        if not str(exc).startswith("no weights found"):
+            raise
+    from conversion.formats import detect_source, read_source
+
+    source = detect_source(name_or_path, **hub)
+    if config is None:
+        config = BertConfig.from_pretrained(source.directory, **overrides)
+    return config, read_source(source), str(source.weights)
+
+
+def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig | None = None,
+                    revision: str | None = None, cache_dir: str | os.PathLike | None = None,
+                    local_files_only: bool = False, token: str | bool | None = None, dtype: Any = jnp.float32,
+                    param_dtype: Any = jnp.float32, ignore_mismatched_sizes: bool = False,
+                    output_loading_info: bool = False, seed: int = 0, gradient_checkpointing: bool = False,
+                    scan_layers: bool = False, add_pooling_layer: bool | None = None, **config_overrides: Any):
+    """Load a model from a directory or hub id holding a canonical (or legacy) checkpoint.
+
+    Args:
+        name_or_path: local directory or hub repo id.
+        config: use this config instead of the checkpoint's ``config.json``.
+        revision, cache_dir, local_files_only, token: hub resolution.
+        dtype: compute dtype (as transformers 4.x Flax); ``param_dtype``: dtype the weights are stored in.
+        ignore_mismatched_sizes: re-initialise shape-mismatched weights instead of raising.
+        output_loading_info: also return the load report dict (missing / unexpected / mismatched / tied keys).
+        seed: PRNG seed for weights the checkpoint lacks.
+        gradient_checkpointing, scan_layers, add_pooling_layer: model construction options.
+        **config_overrides: config fields to override (``num_labels=3``...).
+
+    Returns:
+        The model, or ``(model, report)`` with ``output_loading_info=True``.
+
+    Raises:
+        CheckpointError: unreadable weights, or shapes that disagree (naming key and both shapes).
+    """
+    hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+    config, tensors, source = _read_weights(name_or_path, config, hub, config_overrides)
+    kwargs = {} if add_pooling_layer is None else {"add_pooling_layer": add_pooling_layer}
+    model = cls(config, dtype=dtype, param_dtype=param_dtype, gradient_checkpointing=gradient_checkpointing,
+                scan_layers=False, _do_init=False, **kwargs)
+    shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}
+    report = match_state(shapes, _canonical_model_shapes(model), ignore_mismatched_sizes=ignore_mismatched_sizes,
+                         source=source)
+    flat: dict[tuple[str, ...], Any] = {}
+    for target, checkpoint_key in report.assignments.items():
+        if target in TIED_KEYS:  # the decoder has no parameters of its own: it reads the word embeddings
+            continue
+        key, transpose = to_framework_key(target, "flax")
+        array = np.asarray(tensors[checkpoint_key])
+        flat[tuple(key.split("."))] = jnp.asarray(array.T if transpose else array, dtype=param_dtype)
+    params = traverse_util.unflatten_dict(flat)
+    if report.missing_keys or report.mismatched_keys:
+        params = model.init_weights(jax.random.PRNGKey(seed), model.input_shape, params=params)
+    model.params = params
+    if scan_layers:
+        model.enable_scan_layers()
+    logger.info(report.summary(type(model).__name__))
+    if report.missing_keys or report.unexpected_keys or report.mismatched_keys:
+        logger.warning(report.summary(type(model).__name__))
+    return (model, report.as_dict()) if output_loading_info else model
+
+
+def canonical_state(model, params=None) -> dict[str, np.ndarray]:
+    """The model's parameters as canonical ``{torch key: numpy array}`` (tied decoder keys left out)."""
+    params = scan_to_unscanned_params(model.params if params is None else params)
+    flat = {k: np.asarray(jax.device_get(v)) for k, v in traverse_util.flatten_dict(params, sep=".").items()}
+    tensors = from_framework(flat, "flax")
+    # A head model's encoder lives under `bert.`; the bare encoder has no prefix, as in PyTorch.
+    return {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+
+
+def save_pretrained(model, save_directory: str | os.PathLike, params=None, *, max_shard_size: int | str = "5GB",
+                    format: str = "safetensors") -> Path:
+    """Write ``config.json`` and the weights into ``save_directory``.
+
+    Args:
+        params: parameters to save instead of ``model.params``.
+        max_shard_size: shard ``model.safetensors`` above this size (with an index).
+        format: ``"safetensors"`` (canonical, default) or ``"msgpack"`` (``flax_model.msgpack``,
+            the transformers 4.x Flax file; loads back with ``from_pretrained`` too).
+
+    Returns:
+        The directory.
+    """
+    directory = Path(save_directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"save_pretrained needs a directory, but {directory} is a file")
+    tensors = canonical_state(model, params)
+    config = model.config.copy(architectures=[model.head.class_name])
+    config.save_pretrained(directory)
+    if format == "safetensors":
+        save_checkpoint(tensors, directory, max_shard_size=max_shard_size, metadata={"format": "pt"})
+    elif format == "msgpack":
+        from conversion.legacy import write_flax_msgpack
+
+        write_flax_msgpack(tensors, directory / FLAX_WEIGHTS_NAME)
+    else:
+        raise ValueError(f"format={format!r}: choose 'safetensors' or 'msgpack'")
+    return directory
+
+
+def to_bytes(model, params=None) -> bytes:
+    """``flax.serialization`` msgpack bytes of the parameter tree (as the model holds it, scanned or not)."""
+    return serialization.to_bytes(model.params if params is None else params)
+
+
+def from_bytes(model, data: bytes) -> dict:
+    """Parameters restored from :func:`to_bytes` output, checked against the model's tree (not assigned)."""
+    target = jax.tree_util.tree_map(lambda s: np.zeros(s, np.float32),
+                                    traverse_util.unflatten_dict(model.param_shapes(), sep="."),
+                                    is_leaf=lambda x: isinstance(x, tuple))
+    try:
+        return serialization.from_bytes(target, data)
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"the bytes do not hold {type(model).__name__}'s parameter tree: {exc}") from None
