@@ -133,18 +133,30 @@ def run_framework(framework: str, directory: Path, head: str, inputs: dict[str, 
     if framework == "tf":
         model = cls.from_pretrained(directory, dtype=dtype)
         return flatten_outputs(model(**inputs, training=False, **options))
-    model = cls.from_pretrained(directory, dtype=dtype)
+    import jax.numpy as jnp
+
+    model = cls.from_pretrained(directory, dtype=getattr(jnp, dtype))
     return flatten_outputs(model(**inputs, **options))
 
 
-def _valid(name: str, shape: tuple[int, ...], mask: np.ndarray) -> np.ndarray | None:
-    """Which elements of an output are real (not padding), or ``None`` for all."""
+def _valid(name: str, shape: tuple[int, ...], mask: np.ndarray, skip_empty_rows: bool = False) -> np.ndarray | None:
+    """Which elements of an output are real (not padding), or ``None`` for all.
+
+    With ``skip_empty_rows``, per-sequence outputs (pooler, logits) of rows
+    without any real token are left out too: `transformers` un-masks such rows
+    (they attend to every position), while tribert keeps its one mask rule
+    (uniform attention), so only the three frameworks are compared there.
+    """
     rows = mask.reshape(-1, mask.shape[-1]).astype(bool)  # (rows, seq)
     if name.startswith(("attentions", "cross_attentions")) and len(shape) == 4 and shape[0] == rows.shape[0]:
         keep = rows[:, None, :, None] & rows[:, None, None, :]
         return np.broadcast_to(keep, shape)
     if len(shape) >= 2 and shape[0] == rows.shape[0] and shape[1] == rows.shape[1]:
         return np.broadcast_to(rows.reshape(rows.shape + (1,) * (len(shape) - 2)), shape)
+    if skip_empty_rows:
+        real = mask.reshape(mask.shape[0], -1).any(axis=1)  # per example (all choices of a multiple-choice row)
+        if len(shape) >= 1 and shape[0] == real.shape[0]:
+            return np.broadcast_to(real.reshape(real.shape + (1,) * (len(shape) - 1)), shape)
     return None
 
 
@@ -165,7 +177,7 @@ def compare(results: dict[str, dict[str, np.ndarray]], head: str, mask: np.ndarr
                 rows.append(ParityRow(head, name, a, b, float("inf"), tolerance))
                 continue
             diff = np.abs(x - y)
-            valid = _valid(name, x.shape, mask)
+            valid = _valid(name, x.shape, mask, skip_empty_rows=REFERENCE in (a, b))
             diff = diff[valid] if valid is not None else diff
             if not (np.isfinite(x).all() and np.isfinite(y).all()):
                 diff = np.array([np.inf])
