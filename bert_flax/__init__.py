@@ -64,7 +64,10 @@ AutoModelForMultipleChoice = FlaxAutoModelForMultipleChoice
 AutoModelForTokenClassification = FlaxAutoModelForTokenClassification
 AutoModelForQuestionAnswering = FlaxAutoModelForQuestionAnswering
 
+from .pipeline import pipeline  # noqa: E402
+
 __all__ = [
+    "pipeline",
     # wrappers
     "FlaxBertPreTrainedModel", "FlaxBertModel", "FlaxBertForPreTraining", "FlaxBertForCausalLM",
     "FlaxBertForMaskedLM", "FlaxBertForNextSentencePrediction", "FlaxBertForSequenceClassification",

@@ -41,7 +41,10 @@ from .models import (  # noqa: E402
     BertModel,
 )
 
+from .pipeline import pipeline  # noqa: E402
+
 __all__ = [
+    "pipeline",
     "BertModel",
     "BertForPreTraining",
     "BertLMHeadModel",

@@ -53,14 +53,15 @@ class ParityRow:
         return bool(np.isfinite(self.max_abs_diff)) and self.max_abs_diff <= self.tolerance
 
 
-def head_checkpoint(source: str | Path, head: str, out_dir: Path, seed: int = 0) -> BertConfig:
+def head_checkpoint(source: str | Path, head: str, out_dir: Path, seed: int = 0, **config_changes: Any) -> BertConfig:
     """Write ``head``'s canonical checkpoint from ``source`` into ``out_dir``; returns its config.
 
     Tensors the source lacks (e.g. a classifier on a backbone checkpoint) are
     drawn from N(0, initializer_range) with ``seed``, LayerNorm weights set to 1.
+    ``config_changes`` (e.g. ``num_labels``, ``id2label``) apply to the written config.
     """
     resolved = resolve_checkpoint(source)
-    config = resolved.config.copy(architectures=[get_head(head).class_name])
+    config = resolved.config.copy(architectures=[get_head(head).class_name], **config_changes)
     tensors, report = canonicalize(resolved.tensors, config, head, drop_unused=True, source=str(source))
     tensors = {k: np.ascontiguousarray(v, dtype=np.float32) if np.issubdtype(v.dtype, np.floating) else v for k, v in tensors.items()}
     rng = np.random.default_rng(seed)

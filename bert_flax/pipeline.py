@@ -1,0 +1,60 @@
+"""``pipeline()`` for Flax: the shared pipeline code (bert_core.pipelines) with a jitted forward pass.
+
+Shapes are bucketed (bert_core.pipelines.bucket_length), so a stream of
+inputs compiles a handful of shapes once and then runs at jitted speed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bert_core.heads import get_head
+from bert_core.pipelines import Pipeline, build_pipeline, resolve_parts
+
+from . import wrappers
+
+__all__ = ["pipeline"]
+
+_FIELDS = ("logits", "last_hidden_state", "start_logits", "end_logits")
+
+
+def _device(device: Any) -> Any:
+    """``None`` -> JAX's default device; "cpu" / "gpu" / "tpu" -> the first of that platform; an int -> that device."""
+    if device is None:
+        return None
+    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
+        return jax.devices()[int(device)]
+    return jax.devices({"cuda": "gpu"}.get(device, device))[0]
+
+
+def pipeline(
+    task: str,
+    model: str | os.PathLike | Any = None,
+    tokenizer: Any = None,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+    batch_size: int = 8,
+) -> Pipeline:
+    """A task pipeline on a Flax model (arguments as ``bert_torch.pipeline``; ``dtype`` a jnp dtype or its name)."""
+    target = _device(device)
+    compute = jnp.float32 if dtype is None else jnp.dtype(dtype)
+
+    def load(head: str, path: Any) -> Any:
+        return getattr(wrappers, get_head(head).flax_name).from_pretrained(path, dtype=compute)
+
+    name, net, tok, path = resolve_parts(task, model, tokenizer, load)
+    if target is not None:
+        net.params = jax.device_put(net.params, target)
+
+    def forward(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        inputs = {k: jnp.asarray(v) if target is None else jax.device_put(v, target) for k, v in batch.items()}
+        out = net(**inputs)
+        return {k: np.asarray(out[k], dtype=np.float32) for k in _FIELDS if out.get(k) is not None}
+
+    return build_pipeline(name, tokenizer=tok, config=net.config, forward=forward, model_dir=path, batch_size=batch_size, bucket=True, framework="flax")
