@@ -180,3 +180,20 @@ def test_real_all_minilm_checkpoint_matches_transformers(real_model_dir):
     assert max_abs_diff(mine.last_hidden_state, ref.last_hidden_state, mask) <= TOL["float32"]
     assert max_abs_diff(mine.pooler_output, ref.pooler_output, mask.any(1)) <= TOL["float32"]
     assert torch.isfinite(mine.last_hidden_state).all()
+
+
+def test_sentence_embeddings_match_sentence_transformers(real_model_dir):
+    """The seed's sentence-embedding use: mean pooling over real tokens, L2-normalised (the checkpoint's modules)."""
+    from sentence_transformers import SentenceTransformer
+
+    sentences = ["Plants create [MASK] through a process known as photosynthesis.", "A short one.",
+                 "The quick brown fox jumps over the lazy dog near the river bank."]
+    reference = SentenceTransformer(str(real_model_dir), device="cpu").encode(sentences, convert_to_tensor=True)
+    tokenizer = transformers.BertTokenizerFast.from_pretrained(real_model_dir)
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    model = bert_torch.BertModel.from_pretrained(real_model_dir)
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    mask = batch["attention_mask"][..., None].to(hidden.dtype)
+    embeddings = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+    assert max_abs_diff(embeddings, reference) <= TOL["float32"]
