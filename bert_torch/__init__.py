@@ -13,6 +13,7 @@ from ._pytree import register_output_pytrees  # noqa: E402
 
 register_output_pytrees()
 
+from bert_core.config import BertConfig  # noqa: E402
 from bert_core.outputs import *  # noqa: E402,F401,F403
 from bert_core.outputs import __all__ as _output_names  # noqa: E402
 
@@ -45,6 +46,7 @@ from .pipeline import pipeline  # noqa: E402
 
 __all__ = [
     "pipeline",
+    "BertConfig",
     "BertModel",
     "BertForPreTraining",
     "BertLMHeadModel",

@@ -206,10 +206,11 @@ def save_pretrained(
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"save_pretrained needs a directory, but {directory} is a file")
     directory.mkdir(parents=True, exist_ok=True)
-    tied = model.tied_keys()
+    # transformers 5.x leaves every tied key out when tie_word_embeddings, and writes them all otherwise.
+    skipped = model.tied_keys() if model.config.tie_word_embeddings else {}
     if state_dict is None:
         state_dict = model.state_dict()
-    tensors = {k: v for k, v in state_dict.items() if k not in tied}
+    tensors = {k: v for k, v in state_dict.items() if k not in skipped}
     if safe_serialization:
         save_checkpoint({k: _to_numpy(v) for k, v in tensors.items()}, directory, max_shard_size=max_shard_size)
     else:
