@@ -38,6 +38,7 @@ from .wrappers import (FlaxBertForCausalLM, FlaxBertForMaskedLM, FlaxBertForMult
                        FlaxBertForNextSentencePrediction, FlaxBertForPreTraining, FlaxBertForQuestionAnswering,
                        FlaxBertForSequenceClassification, FlaxBertForTokenClassification, FlaxBertModel,
                        FlaxBertPreTrainedModel)
+from .training import TrainState, create_optimizer, decay_mask, make_train_step, mask_tokens  # noqa: E402
 from .auto import (FlaxAutoModel, FlaxAutoModelForCausalLM, FlaxAutoModelForMaskedLM,  # noqa: E402
                    FlaxAutoModelForMultipleChoice, FlaxAutoModelForNextSentencePrediction,
                    FlaxAutoModelForPreTraining, FlaxAutoModelForQuestionAnswering,
@@ -94,6 +95,7 @@ __all__ = [
     # functions
     "ACT2FN", "get_activation", "eager_attention", "fused_attention", "make_attention_bias", "greedy_search",
     "scan_to_unscanned_params", "unscanned_to_scan_params", "register_output_pytrees",
+    "TrainState", "create_optimizer", "decay_mask", "make_train_step", "mask_tokens",
     # outputs
     "FlaxBertForPreTrainingOutput", *_output_names,
 ]

@@ -113,6 +113,7 @@ class FlaxBertSelfAttention(nn.Module):
         x = x.reshape(batch, seq, self.config.num_attention_heads, self.config.head_dim)  # (batch, seq, heads, head_dim)
         return x.transpose(0, 2, 1, 3)  # (batch, heads, seq, head_dim)
 
+    @nn.compact
     def _concatenate_to_cache(self, key, value):
         """Write this step's keys/values at ``cache_index``; return the whole cache and the old index."""
         is_initialized = self.has_variable("cache", "cached_key")
