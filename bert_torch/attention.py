@@ -61,7 +61,9 @@ def eager_attention(
         scaling = query.shape[-1] ** -0.5
     scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (batch, heads, q_len, k_len)
     if attention_bias is not None:
-        scores = scores + attention_bias
+        # In float16 the minimum (-65504) has an ulp of 32, so a negative score plus the mask bias can
+        # overflow to -inf, and a fully padded row would softmax to NaN. Clamping keeps it uniform.
+        scores = (scores + attention_bias).clamp_min(torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1)
     probs = F.dropout(probs, p=dropout, training=training)
     if head_mask is not None:
@@ -209,7 +211,12 @@ class BertSelfAttention(nn.Module):
         scaling = self.attention_head_size**-0.5
         if self.position_embedding_type != "absolute":
             relative = self._relative_scores(query, key) * scaling
-            attention_bias = relative if attention_bias is None else attention_bias + relative
+            if attention_bias is None:
+                attention_bias = relative
+            else:
+                # Keep masked entries at the dtype minimum: in float16 a negative score could push them
+                # to -inf (see eager_attention), and a fused kernel would turn the padded row to NaN.
+                attention_bias = (attention_bias + relative).clamp_min(torch.finfo(attention_bias.dtype).min)
 
         dropout = self.dropout.p
         if output_attentions or head_mask is not None or self.attn_implementation == "eager":
@@ -254,7 +261,11 @@ class BertAttention(nn.Module):
         past_key_value: KeyValue | None = None,
         output_attentions: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, KeyValue]:
-        """Arguments as :meth:`BertSelfAttention.forward`; returns ``(output (batch, q_len, hidden), probs, (key, value))``."""
+        """Arguments as :meth:`BertSelfAttention.forward`.
+
+        Returns:
+            ``(output (batch, q_len, hidden), probs, (key, value))``.
+        """
         context, probs, present = self.self(hidden_states, attention_bias, head_mask, encoder_hidden_states,
                                             past_key_value, output_attentions)
         return self.output(context, hidden_states), probs, present

@@ -52,7 +52,8 @@ def test_our_save_loads_in_transformers_without_warnings_and_matches(class_name,
     ours.save_pretrained(tmp_path / "ours")
     hf.save_pretrained(tmp_path / "hf")
     # Exactly the keys transformers writes for this class (tied decoder left out, no bert. on BertModel).
-    assert set(load_file(tmp_path / "ours" / "model.safetensors")) == set(load_file(tmp_path / "hf" / "model.safetensors"))
+    assert set(load_file(tmp_path / "ours" / "model.safetensors")) == \
+        set(load_file(tmp_path / "hf" / "model.safetensors"))
     reloaded, info = getattr(transformers, class_name).from_pretrained(tmp_path / "ours", output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     assert outputs_equal(ours.eval(), reloaded.eval(), class_name) == 0.0
