@@ -61,7 +61,9 @@ def eager_attention(
         scaling = query.shape[-1] ** -0.5
     scores = torch.matmul(query, key.transpose(-1, -2)) * scaling  # (batch, heads, q_len, k_len)
     if attention_bias is not None:
-        scores = scores + attention_bias
+        # In float16 the minimum (-65504) has an ulp of 32, so a negative score plus the mask bias can
+        # overflow to -inf, and a fully padded row would softmax to NaN. Clamping keeps it uniform.
+        scores = (scores + attention_bias).clamp_min(torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1)
     probs = F.dropout(probs, p=dropout, training=training)
     if head_mask is not None:
@@ -132,7 +134,8 @@ class BertSelfAttention(nn.Module):
     With ``position_embedding_type`` ``relative_key`` / ``relative_key_query`` a
     ``distance_embedding`` of shape ``(2 * max_position_embeddings - 1, head_dim)``
     adds ``q . r(i-j)`` (and ``k . r(i-j)``) to the scores before scaling, as in
-    ``transformers`` 4.x (Shaw et al. 2018; Huang et al. 2020).
+    ``transformers`` 4.x (Shaw et al. 2018; Huang et al. 2020); cross-attention
+    has no relative positions there, and none here.
     """
 
     def __init__(self, config: BertConfig, is_cross_attention: bool = False) -> None:
@@ -144,7 +147,8 @@ class BertSelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, self.all_head_size)
         self.value = nn.Linear(config.hidden_size, self.all_head_size)
         self.dropout = nn.Dropout(config.attention_probs_dropout_prob)
-        self.position_embedding_type = config.position_embedding_type
+        # Cross-attention always uses absolute positions (no distance_embedding), as transformers 4.x built it.
+        self.position_embedding_type = "absolute" if is_cross_attention else config.position_embedding_type
         if self.position_embedding_type in ("relative_key", "relative_key_query"):
             self.max_position_embeddings = config.max_position_embeddings
             self.distance_embedding = nn.Embedding(2 * config.max_position_embeddings - 1, self.attention_head_size)
@@ -156,11 +160,11 @@ class BertSelfAttention(nn.Module):
         x = x.view(batch, seq, self.num_attention_heads, self.attention_head_size)  # (batch, seq, heads, head_dim)
         return x.transpose(1, 2)  # (batch, heads, seq, head_dim)
 
-    def _relative_scores(self, query: torch.Tensor, key: torch.Tensor, query_offset: int) -> torch.Tensor:
+    def _relative_scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         q_len, k_len = query.shape[2], key.shape[2]
-        # Queries sit after the `query_offset` cached tokens; with no cache this is
-        # arange(q_len), exactly transformers 4.x (whose cached branch only handles q_len == 1).
-        q_pos = torch.arange(query_offset, query_offset + q_len, device=query.device)[:, None]  # (q_len, 1)
+        # Queries are the last q_len of the k_len positions (the rest is cache). With no cache this is
+        # arange(q_len), exactly transformers 4.x, whose cached branch handles only q_len == 1.
+        q_pos = torch.arange(k_len - q_len, k_len, device=query.device)[:, None]  # (q_len, 1)
         k_pos = torch.arange(k_len, device=query.device)[None, :]  # (1, k_len)
         distance = self.distance_embedding(q_pos - k_pos + self.max_position_embeddings - 1)  # (q_len, k_len, head_dim)
         distance = distance.to(query.dtype)
@@ -177,7 +181,6 @@ class BertSelfAttention(nn.Module):
         encoder_hidden_states: torch.Tensor | None = None,
         past_key_value: KeyValue | None = None,
         output_attentions: bool = False,
-        query_offset: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, KeyValue]:
         """Attend.
 
@@ -189,8 +192,6 @@ class BertSelfAttention(nn.Module):
             past_key_value: cached ``(key, value)``, each ``(batch, heads, past, head_dim)``;
                 for cross-attention they replace the projections of the encoder states.
             output_attentions: return the probabilities (uses the eager path).
-            query_offset: position of the first query (cached tokens before it), for relative
-                positions; defaults to the self-attention cache length, 0 for cross-attention.
 
         Returns:
             ``context (batch, q_len, hidden)``, ``probs (batch, heads, q_len, k_len)`` or None,
@@ -209,10 +210,13 @@ class BertSelfAttention(nn.Module):
 
         scaling = self.attention_head_size**-0.5
         if self.position_embedding_type != "absolute":
-            if query_offset is None:
-                query_offset = 0 if self.is_cross_attention else key.shape[2] - query.shape[2]
-            relative = self._relative_scores(query, key, query_offset) * scaling
-            attention_bias = relative if attention_bias is None else attention_bias + relative
+            relative = self._relative_scores(query, key) * scaling
+            if attention_bias is None:
+                attention_bias = relative
+            else:
+                # Keep masked entries at the dtype minimum: in float16 a negative score could push them
+                # to -inf (see eager_attention), and a fused kernel would turn the padded row to NaN.
+                attention_bias = (attention_bias + relative).clamp_min(torch.finfo(attention_bias.dtype).min)
 
         dropout = self.dropout.p
         if output_attentions or head_mask is not None or self.attn_implementation == "eager":
@@ -256,9 +260,12 @@ class BertAttention(nn.Module):
         encoder_hidden_states: torch.Tensor | None = None,
         past_key_value: KeyValue | None = None,
         output_attentions: bool = False,
-        query_offset: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, KeyValue]:
-        """Arguments as :meth:`BertSelfAttention.forward`; returns ``(output (batch, q_len, hidden), probs, (key, value))``."""
+        """Arguments as :meth:`BertSelfAttention.forward`.
+
+        Returns:
+            ``(output (batch, q_len, hidden), probs, (key, value))``.
+        """
         context, probs, present = self.self(hidden_states, attention_bias, head_mask, encoder_hidden_states,
-                                            past_key_value, output_attentions, query_offset)
+                                            past_key_value, output_attentions)
         return self.output(context, hidden_states), probs, present

@@ -182,7 +182,8 @@ class BertPreTrainedModel(nn.Module):
     def set_attn_implementation(self, name: str) -> None:
         """Choose the attention path of every layer; ``output_attentions`` and ``head_mask`` always use eager."""
         if name not in ATTN_IMPLEMENTATIONS:
-            raise ConfigError(f"attn_implementation {name!r} is not supported; choose one of {list(ATTN_IMPLEMENTATIONS)}")
+            raise ConfigError(f"attn_implementation {name!r} is not supported; "
+                              f"choose one of {list(ATTN_IMPLEMENTATIONS)}")
         for module in self.modules():
             if isinstance(module, BertSelfAttention):
                 module.attn_implementation = name

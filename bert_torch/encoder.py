@@ -86,10 +86,9 @@ class BertLayer(nn.Module):
         cross_probs = None
         cross_past = past_key_value[2:4] if past_key_value is not None and len(past_key_value) == 4 else None
         if hasattr(self, "crossattention") and (encoder_hidden_states is not None or cross_past is not None):
-            query_offset = self_past[0].shape[2] if self_past is not None else 0
             attention_output, cross_probs, cross_present = self.crossattention(
                 attention_output, encoder_attention_bias, head_mask, encoder_hidden_states, cross_past,
-                output_attentions, query_offset=query_offset,
+                output_attentions,
             )
             present = present + cross_present
         layer_output = self.output(self.intermediate(attention_output), attention_output)

@@ -8,6 +8,7 @@ Weights the checkpoint lacks are then initialised like ``transformers``.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import tempfile
@@ -129,7 +130,8 @@ def from_pretrained(
         attn_implementation: ``"sdpa"`` (default) or ``"eager"``.
         ignore_mismatched_sizes: re-initialise shape-mismatched weights instead of raising.
         output_loading_info: also return the report dict (missing / unexpected / mismatched / tied keys).
-        **config_overrides: config fields to change (``num_labels=3``).
+        **config_overrides: config fields to change (``num_labels=3``); the model's own constructor
+            arguments (``add_pooling_layer=False``) go to the constructor.
 
     Returns:
         The model in eval mode, or ``(model, info)`` with ``output_loading_info``.
@@ -142,13 +144,16 @@ def from_pretrained(
         raise ConfigError(f"dtype={dtype!r} and torch_dtype={torch_dtype!r} disagree; pass only dtype")
     if config is not None:
         config = config.copy()  # overrides must not leak into the caller's object
+    # Constructor arguments (BertModel's add_pooling_layer) go to the model, the rest to the config.
+    init_args = set(inspect.signature(model_class.__init__).parameters) - {"self", "config"}
+    model_kwargs = {k: config_overrides.pop(k) for k in list(config_overrides) if k in init_args}
     checkpoint = resolve_checkpoint(name_or_path, config=config, revision=revision, cache_dir=cache_dir,
                                     local_files_only=local_files_only, token=token, **config_overrides)
     param_dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, checkpoint.config, checkpoint.tensors)
     device = resolve_device(device_map)
 
     with torch.device("meta"):
-        model = model_class(checkpoint.config)
+        model = model_class(checkpoint.config, **model_kwargs)
     model = model.to(param_dtype).to_empty(device=device)
     model.tie_weights()  # to_empty replaced each shared parameter separately
     if attn_implementation is not None:

@@ -209,7 +209,10 @@ class BertForMaskedLM(BertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None):
-        """``labels`` ``(batch, seq)`` token ids, -100 where not masked. Returns :class:`~bert_core.outputs.MaskedLMOutput`."""
+        """``labels`` ``(batch, seq)`` token ids, -100 where not masked.
+
+        Returns :class:`~bert_core.outputs.MaskedLMOutput`.
+        """
         bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                          encoder_hidden_states, encoder_attention_mask, output_attentions=output_attentions,
                          output_hidden_states=output_hidden_states, return_dict=True)
@@ -229,7 +232,10 @@ class BertForNextSentencePrediction(BertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        """``labels`` ``(batch,)``: 0 = B continues A, 1 = random. Returns :class:`~bert_core.outputs.NextSentencePredictorOutput`."""
+        """``labels`` ``(batch,)``: 0 = B continues A, 1 = random.
+
+        Returns :class:`~bert_core.outputs.NextSentencePredictorOutput`.
+        """
         bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                          output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                          return_dict=True)

@@ -142,3 +142,16 @@ def test_head_mask_of_the_wrong_shape_names_both_shapes():
     model = bert_torch.BertModel(BertConfig(**tiny_config_dict())).eval()
     with pytest.raises(ValueError, match=r"\(4,\) or \(2, 4\), got \(3,\)"):
         model(**batch_tensors(), head_mask=torch.ones(3))
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+@pytest.mark.parametrize("position_embedding_type", ["absolute", "relative_key_query"])
+def test_float16_keeps_the_fully_padded_row_finite(attn_implementation, position_embedding_type):
+    """In float16 the mask minimum (-65504) has an ulp of 32: a large negative score (or relative term) added
+    to it must not reach -inf, or the fully padded row would softmax to NaN."""
+    config = BertConfig(**tiny_config_dict(position_embedding_type=position_embedding_type, initializer_range=2.0))
+    model = bert_torch.BertModel(config).eval().to(torch.float16)
+    model.set_attn_implementation(attn_implementation)
+    with torch.no_grad():
+        out = model(**batch_tensors())
+    assert torch.isfinite(out.last_hidden_state).all()

@@ -29,7 +29,8 @@ def load(class_name: str, path, dtype=torch.float32, attn_implementation: str = 
 
 
 def hf_load(class_name: str, path, dtype=torch.float32):
-    return getattr(transformers, class_name).from_pretrained(path, dtype=dtype, attn_implementation="sdpa").cuda().eval()
+    model = getattr(transformers, class_name).from_pretrained(path, dtype=dtype, attn_implementation="sdpa")
+    return model.cuda().eval()
 
 
 @pytest.mark.parametrize("class_name", ["BertModel", "BertForMaskedLM"])

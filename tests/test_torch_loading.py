@@ -52,7 +52,8 @@ def test_our_save_loads_in_transformers_without_warnings_and_matches(class_name,
     ours.save_pretrained(tmp_path / "ours")
     hf.save_pretrained(tmp_path / "hf")
     # Exactly the keys transformers writes for this class (tied decoder left out, no bert. on BertModel).
-    assert set(load_file(tmp_path / "ours" / "model.safetensors")) == set(load_file(tmp_path / "hf" / "model.safetensors"))
+    assert set(load_file(tmp_path / "ours" / "model.safetensors")) == \
+        set(load_file(tmp_path / "hf" / "model.safetensors"))
     reloaded, info = getattr(transformers, class_name).from_pretrained(tmp_path / "ours", output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"], info
     assert outputs_equal(ours.eval(), reloaded.eval(), class_name) == 0.0
@@ -269,3 +270,18 @@ def test_loading_peak_memory_is_about_one_copy_of_the_weights(tmp_path):
                             capture_output=True, text=True, env=env, check=True)
     growth = int(result.stdout.strip().splitlines()[-1])
     assert growth <= 1.3 * weight_bytes, f"peak grew by {growth / weight_bytes:.2f}x the weights"
+
+
+def test_constructor_arguments_reach_the_model_and_revisions_resolve(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = tmp_path / "models--acme--tiny-bert"
+    old, new = "1" * 40, "2" * 40
+    hf_model("BertModel").save_pretrained(repo / "snapshots" / old)
+    hf_model("BertModel", num_hidden_layers=1).save_pretrained(repo / "snapshots" / new)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(new)
+    model = bert_torch.BertModel.from_pretrained("acme/tiny-bert", cache_dir=tmp_path, revision=old,
+                                                 add_pooling_layer=False)
+    assert model.pooler is None and len(model.encoder.layer) == 2  # the pinned revision, not refs/main
+    assert "add_pooling_layer" not in model.config.to_dict()
+    assert len(bert_torch.BertModel.from_pretrained("acme/tiny-bert", cache_dir=tmp_path).encoder.layer) == 1

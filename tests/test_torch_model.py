@@ -72,7 +72,8 @@ def test_untied_save_writes_the_keys_transformers_writes(tmp_path):
     cfg = tiny_config_dict(tie_word_embeddings=False)
     bert_torch.BertForMaskedLM(BertConfig(**cfg)).save_pretrained(tmp_path / "ours")
     transformers.BertForMaskedLM(transformers.BertConfig(**cfg)).save_pretrained(tmp_path / "hf")
-    assert set(load_file(tmp_path / "ours" / "model.safetensors")) == set(load_file(tmp_path / "hf" / "model.safetensors"))
+    assert set(load_file(tmp_path / "ours" / "model.safetensors")) == \
+        set(load_file(tmp_path / "hf" / "model.safetensors"))
 
 
 @pytest.mark.parametrize("new_size,multiple", [(110, None), (101, 8), (90, None)])
