@@ -15,6 +15,8 @@ from torch.nn import functional as F
 
 from bert_core.config import BertConfig
 
+from .unpad import PackedBatch
+
 __all__ = [
     "ATTN_IMPLEMENTATIONS",
     "eager_attention",
@@ -186,7 +188,9 @@ class BertSelfAttention(nn.Module):
 
         Args:
             hidden_states: ``(batch, q_len, hidden)``.
-            attention_bias: additive ``(batch, 1, q_len, k_len)`` (see :func:`make_attention_bias`).
+            attention_bias: additive ``(batch, 1, q_len, k_len)`` (see :func:`make_attention_bias`), or a
+                :class:`~bert_torch.unpad.PackedBatch` when ``hidden_states`` holds only the real tokens
+                ``(1, tokens, hidden)`` (the context then comes back packed the same way).
             head_mask: ``(1, heads, 1, 1)`` multiplier of the probabilities, or None.
             encoder_hidden_states: ``(batch, enc_len, hidden)`` for cross-attention.
             past_key_value: cached ``(key, value)``, each ``(batch, heads, past, head_dim)``;
@@ -197,13 +201,20 @@ class BertSelfAttention(nn.Module):
             ``context (batch, q_len, hidden)``, ``probs (batch, heads, q_len, k_len)`` or None,
             and the ``(key, value)`` to cache.
         """
-        query = self._heads(self.query(hidden_states))  # (batch, heads, q_len, head_dim)
+        packed = attention_bias if isinstance(attention_bias, PackedBatch) else None
+        if packed is not None:
+            # Projections run on the real tokens only; attention needs the padded view.
+            attention_bias = packed.bias
+            project = lambda linear, x: packed.unpack(linear(x))  # noqa: E731  (1, tokens, .) -> (batch, seq, .)
+        else:
+            project = lambda linear, x: linear(x)  # noqa: E731
+        query = self._heads(project(self.query, hidden_states))  # (batch, heads, q_len, head_dim)
         if self.is_cross_attention and past_key_value is not None:
             key, value = past_key_value
         else:
             source = encoder_hidden_states if self.is_cross_attention else hidden_states
-            key = self._heads(self.key(source))  # (batch, heads, k_len, head_dim)
-            value = self._heads(self.value(source))
+            key = self._heads(project(self.key, source))  # (batch, heads, k_len, head_dim)
+            value = self._heads(project(self.value, source))
             if past_key_value is not None:
                 key = torch.cat([past_key_value[0], key], dim=2)  # (batch, heads, past + q_len, head_dim)
                 value = torch.cat([past_key_value[1], value], dim=2)
@@ -225,8 +236,10 @@ class BertSelfAttention(nn.Module):
         else:
             context = sdpa_attention(query, key, value, attention_bias, dropout, self.training, scaling)
             probs = None
-        batch, q_len = hidden_states.shape[:2]
+        batch, q_len = query.shape[0], query.shape[2]
         context = context.transpose(1, 2).reshape(batch, q_len, self.all_head_size)  # (batch, q_len, hidden)
+        if packed is not None:
+            context = packed.pack(context)  # (1, tokens, hidden)
         return context, (probs if output_attentions else None), (key, value)
 
 

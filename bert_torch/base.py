@@ -188,6 +188,18 @@ class BertPreTrainedModel(nn.Module):
             if isinstance(module, BertSelfAttention):
                 module.attn_implementation = name
 
+    def set_unpadding(self, enabled: bool = True) -> None:
+        """Run the dense layers on real tokens only for padded encoder batches (see :mod:`bert_torch.unpad`).
+
+        Real positions keep their values (to float rounding) and padded
+        positions of the outputs become zeros, so losses over padded positions
+        (question answering's softmax over the sequence) change: leave it off
+        when training on padded batches with such losses.
+        """
+        for module in self.modules():
+            if hasattr(module, "unpad_inputs"):
+                module.unpad_inputs = bool(enabled)
+
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         """Recompute each layer's activations in the backward pass (non-reentrant ``torch.utils.checkpoint``)."""
         self.base_model.encoder.gradient_checkpointing = True

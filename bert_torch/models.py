@@ -13,6 +13,7 @@ from .attention import make_attention_bias
 from .base import BertPreTrainedModel
 from .embeddings import BertEmbeddings
 from .encoder import BertEncoder
+from .unpad import PackedBatch
 from .heads import BertOnlyMLMHead, BertOnlyNSPHead, BertPooler, BertPreTrainingHeads
 from .losses import (causal_lm_loss, masked_lm_loss, question_answering_loss, sequence_classification_loss)
 
@@ -56,6 +57,10 @@ class BertModel(BertPreTrainedModel):
     With ``config.is_decoder`` self-attention is causal and ``use_cache`` returns
     ``past_key_values``; with ``config.add_cross_attention`` each layer also attends
     to ``encoder_hidden_states``.
+
+    With ``set_unpadding(True)`` a right-padded encoder batch runs its dense
+    layers on the real tokens only (see :mod:`bert_torch.unpad`); outputs at
+    padded positions are then zeros, real positions are unchanged.
     """
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
@@ -63,6 +68,9 @@ class BertModel(BertPreTrainedModel):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
+        # Dense layers on real tokens only (unpad.py); off by default so every position,
+        # padding included, equals transformers. set_unpadding(True) turns it on; pipelines do.
+        self.unpad_inputs = False
         self.post_init()
 
     def forward(
@@ -117,6 +125,12 @@ class BertModel(BertPreTrainedModel):
             encoder_bias = make_attention_bias(encoder_attention_mask, query_length=seq,
                                                key_length=encoder_hidden_states.shape[1], dtype=hidden.dtype,
                                                device=hidden.device)
+        packed = None
+        if (self.unpad_inputs and attention_mask is not None and past_key_values is None and head_mask is None
+                and not config.is_decoder and encoder_hidden_states is None and not output_attentions):
+            packed = PackedBatch.from_mask(attention_mask, attention_bias)
+        if packed is not None:
+            hidden, attention_bias = packed.pack(hidden), packed  # (1, tokens, hidden): no compute on padding
         encoded = self.encoder(
             hidden,
             attention_bias,
@@ -129,6 +143,10 @@ class BertModel(BertPreTrainedModel):
             output_hidden_states=output_hidden_states,
         )
         sequence_output = encoded.last_hidden_state
+        if packed is not None:
+            sequence_output = packed.unpack(sequence_output)
+            if encoded.hidden_states is not None:
+                encoded.hidden_states = tuple(packed.unpack(h) for h in encoded.hidden_states)
         result = out.BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
             pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,

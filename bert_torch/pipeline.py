@@ -65,6 +65,7 @@ def pipeline(
 
     name, net, tok, path = resolve_parts(task, model, tokenizer, load)
     net = net.to(target).eval()
+    net.set_unpadding(True)  # results never read padded positions: skip computing them
 
     def forward(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.inference_mode():
