@@ -8,6 +8,7 @@ classes (registered pytrees).
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any, Mapping
 
@@ -46,6 +47,45 @@ __all__ = [
 _ARRAY_INPUTS = ("attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
                  "encoder_hidden_states", "encoder_attention_mask", "labels", "next_sentence_label",
                  "start_positions", "end_positions")
+
+
+class _ModuleKey:
+    """A hashable stand-in for a linen module (its config is a mutable, unhashable object).
+
+    Two wrappers whose modules have the same class, config and options share compiled code, and
+    editing ``model.config`` after construction recompiles instead of reusing a stale function.
+    """
+
+    __slots__ = ("module", "_key")
+
+    def __init__(self, module) -> None:
+        self.module = module
+        fields = {f: getattr(module, f) for f in module.__dataclass_fields__ if f not in ("config", "parent", "name")}
+        self._key = (type(module), module.config.to_json_string(), repr(sorted(fields.items(), key=str)))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ModuleKey) and self._key == other._key
+
+
+@functools.partial(jax.jit, static_argnames=("module_key", "train", "output_attentions", "output_hidden_states"))
+def _compiled_apply(params, inputs, dropout_rng, cache, *, module_key, train, output_attentions,
+                    output_hidden_states):
+    """``module.apply`` for the wrappers, compiled once per module, input shapes and switches."""
+    module = module_key.module
+    variables = {"params": params}
+    kwargs = dict(deterministic=not train, output_attentions=output_attentions,
+                  output_hidden_states=output_hidden_states, return_dict=True)
+    rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
+    if cache is None:
+        return module.apply(variables, **inputs, **kwargs, rngs=rngs)
+    variables["cache"] = cache
+    output, mutated = module.apply(variables, **inputs, **kwargs, past_length=cache_index(cache), rngs=rngs,
+                                   mutable=["cache"])
+    output.past_key_values = unfreeze(mutated["cache"])
+    return output
 
 
 class FlaxBertPreTrainedModel:
@@ -89,7 +129,6 @@ class FlaxBertPreTrainedModel:
                                         **self._module_kwargs)
         accepted = inspect.signature(self.module_class.__call__).parameters
         self._accepted_inputs = tuple(n for n in _ARRAY_INPUTS if n in accepted)
-        self._jit_apply = jax.jit(self._apply, static_argnames=("train", "output_attentions", "output_hidden_states"))
         shapes = jax.eval_shape(lambda rng: self.init_weights(rng, self.input_shape), jax.random.PRNGKey(0))
         self._param_shapes = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(shapes, sep=".").items()}
 
@@ -196,19 +235,6 @@ class FlaxBertPreTrainedModel:
 
     # -- the call ------------------------------------------------------------
 
-    def _apply(self, params, inputs, dropout_rng, cache, *, train, output_attentions, output_hidden_states):
-        variables = {"params": params}
-        kwargs = dict(deterministic=not train, output_attentions=output_attentions,
-                      output_hidden_states=output_hidden_states, return_dict=True)
-        rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
-        if cache is None:
-            return self.module.apply(variables, **inputs, **kwargs, rngs=rngs)
-        variables["cache"] = cache
-        output, mutated = self.module.apply(variables, **inputs, **kwargs, past_length=cache_index(cache),
-                                            rngs=rngs, mutable=["cache"])
-        output.past_key_values = unfreeze(mutated["cache"])
-        return output
-
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                  inputs_embeds=None, *, params=None, dropout_rng=None, train: bool = False,
                  output_attentions: bool | None = None, output_hidden_states: bool | None = None,
@@ -251,7 +277,8 @@ class FlaxBertPreTrainedModel:
         dropout_active = max(c.hidden_dropout_prob, c.attention_probs_dropout_prob, c.classifier_dropout or 0) > 0
         if train and dropout_active and dropout_rng is None:
             raise ValueError("train=True applies dropout: pass dropout_rng=jax.random.PRNGKey(...)")
-        output = self._jit_apply(self.params if params is None else params, inputs, dropout_rng, cache, train=train,
+        output = _compiled_apply(self.params if params is None else params, inputs, dropout_rng, cache,
+                                 module_key=_ModuleKey(self.module), train=bool(train),
                                  output_attentions=bool(output_attentions),
                                  output_hidden_states=bool(output_hidden_states))
         return output if return_dict else output.to_tuple()
