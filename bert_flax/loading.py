@@ -26,7 +26,7 @@ from conversion import from_framework, from_framework_key, match_state, resolve_
 from conversion import to_framework_key
 from conversion.rules import TIED_KEYS
 
-from .scan import scan_to_unscanned_params, unscanned_to_scan_params
+from .scan import scan_to_unscanned_params
 
 __all__ = ["from_pretrained", "save_pretrained", "to_bytes", "from_bytes", "canonical_state", "FLAX_WEIGHTS_NAME"]
 
@@ -36,17 +36,9 @@ FLAX_WEIGHTS_NAME = "flax_model.msgpack"
 
 
 def _canonical_model_shapes(model) -> dict[str, tuple[int, ...]]:
-    """Canonical key -> canonical shape of every parameter, plus the tied decoder keys of MLM heads."""
+    """Canonical key -> canonical shape of every parameter of an unscanned model, plus the tied decoder keys."""
     shapes = {}
     for key, shape in model.param_shapes().items():
-        parts = key.split(".")
-        if model.scan_layers and "layer" in parts:  # stacked layers: one key per layer index
-            i = parts.index("layer") + 1
-            for n in range(shape[0]):
-                unscanned = ".".join(parts[:i] + [str(n)] + parts[i:])
-                canonical, transpose = from_framework_key(unscanned, "flax")
-                shapes[canonical] = tuple(reversed(shape[1:])) if transpose else tuple(shape[1:])
-            continue
         canonical, transpose = from_framework_key(key, "flax")
         shapes[canonical] = tuple(reversed(shape)) if transpose else tuple(shape)
     for tied, source in TIED_KEYS.items():
@@ -117,9 +109,8 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
     model.params = params
     if scan_layers:
         model.enable_scan_layers()
-    logger.info(report.summary(type(model).__name__))
-    if report.missing_keys or report.unexpected_keys or report.mismatched_keys:
-        logger.warning(report.summary(type(model).__name__))
+    problems = report.missing_keys or report.unexpected_keys or report.mismatched_keys
+    (logger.warning if problems else logger.info)(report.summary(type(model).__name__))
     return (model, report.as_dict()) if output_loading_info else model
 
 

@@ -8,7 +8,6 @@ classes (registered pytrees).
 
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import Any, Mapping
 
@@ -23,7 +22,8 @@ from bert_core.errors import CheckpointError, ConfigError
 from bert_core.heads import HEADS, Head
 
 from . import loading
-from .generation import FlaxGenerationMixin, cache_index, cache_length
+from ._apply import ModuleKey, compiled_apply
+from .generation import FlaxGenerationMixin, cache_length
 from .models import (FlaxBertForCausalLMModule, FlaxBertForMaskedLMModule, FlaxBertForMultipleChoiceModule,
                      FlaxBertForNextSentencePredictionModule, FlaxBertForPreTrainingModule,
                      FlaxBertForQuestionAnsweringModule, FlaxBertForSequenceClassificationModule,
@@ -47,45 +47,6 @@ __all__ = [
 _ARRAY_INPUTS = ("attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
                  "encoder_hidden_states", "encoder_attention_mask", "labels", "next_sentence_label",
                  "start_positions", "end_positions")
-
-
-class _ModuleKey:
-    """A hashable stand-in for a linen module (its config is a mutable, unhashable object).
-
-    Two wrappers whose modules have the same class, config and options share compiled code, and
-    editing ``model.config`` after construction recompiles instead of reusing a stale function.
-    """
-
-    __slots__ = ("module", "_key")
-
-    def __init__(self, module) -> None:
-        self.module = module
-        fields = {f: getattr(module, f) for f in module.__dataclass_fields__ if f not in ("config", "parent", "name")}
-        self._key = (type(module), module.config.to_json_string(), repr(sorted(fields.items(), key=str)))
-
-    def __hash__(self) -> int:
-        return hash(self._key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _ModuleKey) and self._key == other._key
-
-
-@functools.partial(jax.jit, static_argnames=("module_key", "train", "output_attentions", "output_hidden_states"))
-def _compiled_apply(params, inputs, dropout_rng, cache, *, module_key, train, output_attentions,
-                    output_hidden_states):
-    """``module.apply`` for the wrappers, compiled once per module, input shapes and switches."""
-    module = module_key.module
-    variables = {"params": params}
-    kwargs = dict(deterministic=not train, output_attentions=output_attentions,
-                  output_hidden_states=output_hidden_states, return_dict=True)
-    rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
-    if cache is None:
-        return module.apply(variables, **inputs, **kwargs, rngs=rngs)
-    variables["cache"] = cache
-    output, mutated = module.apply(variables, **inputs, **kwargs, past_length=cache_index(cache), rngs=rngs,
-                                   mutable=["cache"])
-    output.past_key_values = unfreeze(mutated["cache"])
-    return output
 
 
 class FlaxBertPreTrainedModel:
@@ -271,16 +232,20 @@ class FlaxBertPreTrainedModel:
             inputs["input_ids"] = jnp.asarray(input_ids)
         elif inputs_embeds is None:
             raise ValueError("pass input_ids or inputs_embeds")
-        if cache is not None and "attention_mask" not in inputs:
+        if cache is not None:
             batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
-            inputs["attention_mask"] = jnp.ones((batch, cache_length(cache)), dtype="i4")
+            inputs.setdefault("attention_mask", jnp.ones((batch, cache_length(cache)), dtype="i4"))
+            if inputs["attention_mask"].shape[-1] != cache_length(cache):
+                raise ValueError(f"with past_key_values the attention_mask covers the whole cache: expected "
+                                 f"(batch, {cache_length(cache)}), got {tuple(inputs['attention_mask'].shape)}; "
+                                 f"build it with prepare_inputs_for_generation")
         dropout_active = max(c.hidden_dropout_prob, c.attention_probs_dropout_prob, c.classifier_dropout or 0) > 0
         if train and dropout_active and dropout_rng is None:
             raise ValueError("train=True applies dropout: pass dropout_rng=jax.random.PRNGKey(...)")
-        output = _compiled_apply(self.params if params is None else params, inputs, dropout_rng, cache,
-                                 module_key=_ModuleKey(self.module), train=bool(train),
-                                 output_attentions=bool(output_attentions),
-                                 output_hidden_states=bool(output_hidden_states))
+        output = compiled_apply(self.params if params is None else params, inputs, dropout_rng, cache,
+                                module_key=ModuleKey(self.module), train=bool(train),
+                                output_attentions=bool(output_attentions),
+                                output_hidden_states=bool(output_hidden_states))
         return output if return_dict else output.to_tuple()
 
     # -- saving and loading (see bert_flax.loading) --------------------------

@@ -81,6 +81,14 @@ def test_left_padded_prompt_decodes_like_the_unpadded_one():
     assert np.array_equal(np.asarray(left[:, 2:]), np.asarray(plain))
 
 
+def test_cache_needs_a_mask_over_the_whole_cache():
+    model = decoder()
+    kwargs = model.prepare_inputs_for_generation(jnp.ones((1, 3), "i4"), max_length=6)
+    kwargs["attention_mask"] = np.ones((1, 3))
+    with pytest.raises(ValueError, match=r"expected \(batch, 6\)"):
+        model(np.ones((1, 3)), **kwargs)
+
+
 def test_init_cache_shapes():
     model = decoder()
     cache = model.init_cache(batch_size=3, max_length=10)
@@ -226,7 +234,7 @@ def test_assigning_params_of_the_wrong_shape_names_the_key():
 # -- calls -------------------------------------------------------------------------
 
 def test_repeated_calls_reuse_one_compiled_function():
-    from bert_flax.wrappers import _compiled_apply
+    from bert_flax._apply import compiled_apply as _compiled_apply
 
     model = bert_flax.FlaxBertForTokenClassification(config(num_labels=4, hidden_act="relu"), seed=0)
     twin = bert_flax.FlaxBertForTokenClassification(config(num_labels=4, hidden_act="relu"), seed=1)
