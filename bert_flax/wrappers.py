@@ -67,6 +67,26 @@ class FlaxBertPreTrainedModel:
     head: Head = HEADS["base"]
     default_input_shape: tuple[int, ...] = (1, 1)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        base_call = FlaxBertPreTrainedModel.__call__
+
+        def __call__(self, *args, **kwargs):
+            return base_call(self, *args, **kwargs)
+
+        # Publish the head's real inputs (labels, start_positions, past_key_values...) in the signature,
+        # so help(), IDEs and the cross-backend drift test see them instead of **head_inputs.
+        signature = inspect.signature(base_call)
+        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        accepted = inspect.signature(cls.module_class.__call__).parameters
+        extra = [n for n in _ARRAY_INPUTS[5:] if n in accepted]
+        if hasattr(cls, "init_cache"):
+            extra.append("past_key_values")
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in extra]
+        __call__.__signature__ = signature.replace(parameters=params)
+        __call__.__doc__ = base_call.__doc__
+        cls.__call__ = __call__
+
     def __init__(self, config: BertConfig, input_shape: tuple[int, ...] | None = None, seed: int = 0,
                  dtype: Any = jnp.float32, param_dtype: Any = jnp.float32, *, gradient_checkpointing: bool = False,
                  scan_layers: bool = False, _do_init: bool = True, **module_kwargs: Any) -> None:

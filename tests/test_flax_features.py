@@ -41,8 +41,9 @@ def uncached_greedy(model, prompt, max_length, **encoder):
 
 # -- decoding ------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides", [{}, {"position_embedding_type": "relative_key_query"},
-                                       {"add_cross_attention": True}],
+@pytest.mark.parametrize("overrides", [{}, pytest.param({"position_embedding_type": "relative_key_query"},
+                                                        marks=pytest.mark.slow),
+                                       pytest.param({"add_cross_attention": True}, marks=pytest.mark.slow)],
                          ids=["absolute", "relative_key_query", "cross-attention"])
 def test_cached_greedy_decode_equals_uncached(overrides):
     model = decoder(**overrides)
@@ -147,7 +148,7 @@ def plain_mlm():
     return model, batch, labels, outputs, loss_and_grads(model, batch, labels)
 
 
-@pytest.mark.parametrize("variant", ["remat", "scan", "scan+remat"])
+@pytest.mark.parametrize("variant", ["remat", "scan", pytest.param("scan+remat", marks=pytest.mark.slow)])
 def test_remat_and_scan_give_the_plain_outputs_and_gradients(plain_mlm, variant):
     plain, batch, labels, ref, (loss_a, grads_a) = plain_mlm
     other = bert_flax.FlaxBertForMaskedLM(plain.config, _do_init=False, gradient_checkpointing="remat" in variant,
@@ -280,10 +281,17 @@ def test_inputs_embeds_and_defaults_match_explicit_inputs():
     assert max_abs_diff(model(ids), explicit) <= F32
 
 
-def test_unknown_inputs_are_refused():
+def test_unknown_inputs_are_refused_and_the_signature_lists_the_head_inputs():
+    import inspect
+
     model = bert_flax.FlaxBertForMaskedLM(config(), seed=0)
     with pytest.raises(TypeError, match="start_positions"):
         model(**padded_batch(99), start_positions=np.zeros(3))
+    assert "labels" in inspect.signature(bert_flax.FlaxBertForMaskedLM.__call__).parameters
+    qa = inspect.signature(bert_flax.FlaxBertForQuestionAnswering.__call__).parameters
+    assert {"start_positions", "end_positions"} <= set(qa) and "labels" not in qa
+    causal = inspect.signature(bert_flax.FlaxBertForCausalLM.__call__).parameters
+    assert {"past_key_values", "encoder_hidden_states", "labels"} <= set(causal)
 
 
 # -- names ---------------------------------------------------------------------------
