@@ -65,8 +65,8 @@ def _read_weights(name_or_path, config, hub: dict[str, Any], overrides: dict[str
 
 def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig | None = None,
                     revision: str | None = None, cache_dir: str | os.PathLike | None = None,
-                    local_files_only: bool = False, token: str | bool | None = None, dtype: Any = jnp.float32,
-                    param_dtype: Any = jnp.float32, ignore_mismatched_sizes: bool = False,
+                    local_files_only: bool = False, token: str | bool | None = None, dtype: Any = None,
+                    param_dtype: Any = None, ignore_mismatched_sizes: bool = False,
                     output_loading_info: bool = False, seed: int = 0, gradient_checkpointing: bool = False,
                     scan_layers: bool = False, add_pooling_layer: bool | None = None, **config_overrides: Any):
     """Load a model from a directory or hub id holding a canonical (or legacy) checkpoint.
@@ -75,7 +75,8 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
         name_or_path: local directory or hub repo id.
         config: use this config instead of the checkpoint's ``config.json``.
         revision, cache_dir, local_files_only, token: hub resolution.
-        dtype: compute dtype (as transformers 4.x Flax); ``param_dtype``: dtype the weights are stored in.
+        dtype: compute dtype (as transformers 4.x Flax; default float32); ``param_dtype``: dtype the
+            weights are stored in (default float32).
         ignore_mismatched_sizes: re-initialise shape-mismatched weights instead of raising.
         output_loading_info: also return the load report dict (missing / unexpected / mismatched / tied keys).
         seed: PRNG seed for weights the checkpoint lacks.
@@ -91,6 +92,7 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
     hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
     config, tensors, source = _read_weights(name_or_path, config, hub, config_overrides)
     kwargs = {} if add_pooling_layer is None else {"add_pooling_layer": add_pooling_layer}
+    param_dtype = jnp.dtype(param_dtype or jnp.float32)
     model = cls(config, dtype=dtype, param_dtype=param_dtype, gradient_checkpointing=gradient_checkpointing,
                 scan_layers=False, _do_init=False, **kwargs)
     shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}

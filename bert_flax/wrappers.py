@@ -93,8 +93,8 @@ class FlaxBertPreTrainedModel:
         if not isinstance(config, BertConfig):
             raise ConfigError(f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}")
         self.config = config
-        self.dtype = dtype
-        self.param_dtype = param_dtype
+        self.dtype = jnp.dtype(dtype or jnp.float32)  # accepts jnp.bfloat16, "bfloat16" or None
+        self.param_dtype = jnp.dtype(param_dtype or jnp.float32)
         self.input_shape = tuple(input_shape or self.default_input_shape)
         self._module_kwargs = dict(module_kwargs)
         self._params = None
@@ -203,7 +203,10 @@ class FlaxBertPreTrainedModel:
         return jax.tree_util.tree_map(cast, params, mask)
 
     def to_bf16(self, params=None, mask=None) -> dict:
-        """Return ``params`` (default: ``self.params``) cast to bfloat16; ``mask`` (same tree, bools) limits which leaves."""
+        """Return ``params`` (default: ``self.params``) cast to bfloat16.
+
+        ``mask`` (a tree like ``params`` of booleans) limits the cast to the ``True`` leaves.
+        """
         return self._cast_floating(self.params if params is None else params, jnp.bfloat16, mask)
 
     def to_fp16(self, params=None, mask=None) -> dict:
@@ -278,7 +281,8 @@ class FlaxBertPreTrainedModel:
 
     def __repr__(self) -> str:
         n = sum(int(np.prod(s)) for s in self._param_shapes.values())
-        return f"{type(self).__name__}({n:,} params, dtype={jnp.dtype(self.dtype).name}, scan_layers={self.scan_layers})"
+        name = type(self).__name__
+        return f"{name}({n:,} params, dtype={jnp.dtype(self.dtype).name}, scan_layers={self.scan_layers})"
 
 
 class FlaxBertModel(FlaxBertPreTrainedModel):

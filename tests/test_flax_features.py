@@ -168,7 +168,8 @@ def test_scan_converters_round_trip_and_stack_layers():
     scanned = unscanned_to_scan_params(model.params)
     query = scanned["bert"]["encoder"]["layer"]["attention"]["self"]["query"]["kernel"]
     assert query.shape == (2, 32, 32)
-    assert max_abs_diff(query[1], model.params["bert"]["encoder"]["layer"]["1"]["attention"]["self"]["query"]["kernel"]) == 0
+    layer1 = model.params["bert"]["encoder"]["layer"]["1"]
+    assert max_abs_diff(query[1], layer1["attention"]["self"]["query"]["kernel"]) == 0
     assert max_abs_diff(scan_to_unscanned_params(scanned), model.params) == 0
 
 
