@@ -110,7 +110,8 @@ class FlaxBertSelfAttention(nn.Module):
 
     def _split_heads(self, x):
         batch, seq = x.shape[:2]
-        x = x.reshape(batch, seq, self.config.num_attention_heads, self.config.head_dim)  # (batch, seq, heads, head_dim)
+        c = self.config
+        x = x.reshape(batch, seq, c.num_attention_heads, c.head_dim)  # (batch, seq, heads, head_dim)
         return x.transpose(0, 2, 1, 3)  # (batch, heads, seq, head_dim)
 
     @nn.compact

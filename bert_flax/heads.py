@@ -25,8 +25,8 @@ __all__ = [
 ]
 
 
-def _dense(config: BertConfig, features: int, dtype, param_dtype, name: str | None = None) -> nn.Dense:
-    return nn.Dense(features, dtype=dtype, param_dtype=param_dtype, kernel_init=normal_init(config), name=name)
+def _dense(config: BertConfig, features: int, dtype, param_dtype) -> nn.Dense:
+    return nn.Dense(features, dtype=dtype, param_dtype=param_dtype, kernel_init=normal_init(config))
 
 
 class FlaxBertPooler(nn.Module):

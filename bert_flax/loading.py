@@ -26,7 +26,7 @@ from conversion import from_framework, from_framework_key, match_state, resolve_
 from conversion import to_framework_key
 from conversion.rules import TIED_KEYS
 
-from .scan import scan_to_unscanned_params, unscanned_to_scan_params
+from .scan import scan_to_unscanned_params
 
 __all__ = ["from_pretrained", "save_pretrained", "to_bytes", "from_bytes", "canonical_state", "FLAX_WEIGHTS_NAME"]
 
@@ -36,17 +36,9 @@ FLAX_WEIGHTS_NAME = "flax_model.msgpack"
 
 
 def _canonical_model_shapes(model) -> dict[str, tuple[int, ...]]:
-    """Canonical key -> canonical shape of every parameter, plus the tied decoder keys of MLM heads."""
+    """Canonical key -> canonical shape of every parameter of an unscanned model, plus the tied decoder keys."""
     shapes = {}
     for key, shape in model.param_shapes().items():
-        parts = key.split(".")
-        if model.scan_layers and "layer" in parts:  # stacked layers: one key per layer index
-            i = parts.index("layer") + 1
-            for n in range(shape[0]):
-                unscanned = ".".join(parts[:i] + [str(n)] + parts[i:])
-                canonical, transpose = from_framework_key(unscanned, "flax")
-                shapes[canonical] = tuple(reversed(shape[1:])) if transpose else tuple(shape[1:])
-            continue
         canonical, transpose = from_framework_key(key, "flax")
         shapes[canonical] = tuple(reversed(shape)) if transpose else tuple(shape)
     for tied, source in TIED_KEYS.items():
@@ -73,8 +65,8 @@ def _read_weights(name_or_path, config, hub: dict[str, Any], overrides: dict[str
 
 def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig | None = None,
                     revision: str | None = None, cache_dir: str | os.PathLike | None = None,
-                    local_files_only: bool = False, token: str | bool | None = None, dtype: Any = jnp.float32,
-                    param_dtype: Any = jnp.float32, ignore_mismatched_sizes: bool = False,
+                    local_files_only: bool = False, token: str | bool | None = None, dtype: Any = None,
+                    param_dtype: Any = None, ignore_mismatched_sizes: bool = False,
                     output_loading_info: bool = False, seed: int = 0, gradient_checkpointing: bool = False,
                     scan_layers: bool = False, add_pooling_layer: bool | None = None, **config_overrides: Any):
     """Load a model from a directory or hub id holding a canonical (or legacy) checkpoint.
@@ -83,7 +75,8 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
         name_or_path: local directory or hub repo id.
         config: use this config instead of the checkpoint's ``config.json``.
         revision, cache_dir, local_files_only, token: hub resolution.
-        dtype: compute dtype (as transformers 4.x Flax); ``param_dtype``: dtype the weights are stored in.
+        dtype: compute dtype (as transformers 4.x Flax; default float32); ``param_dtype``: dtype the
+            weights are stored in (default float32).
         ignore_mismatched_sizes: re-initialise shape-mismatched weights instead of raising.
         output_loading_info: also return the load report dict (missing / unexpected / mismatched / tied keys).
         seed: PRNG seed for weights the checkpoint lacks.
@@ -99,6 +92,7 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
     hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
     config, tensors, source = _read_weights(name_or_path, config, hub, config_overrides)
     kwargs = {} if add_pooling_layer is None else {"add_pooling_layer": add_pooling_layer}
+    param_dtype = jnp.dtype(param_dtype or jnp.float32)
     model = cls(config, dtype=dtype, param_dtype=param_dtype, gradient_checkpointing=gradient_checkpointing,
                 scan_layers=False, _do_init=False, **kwargs)
     shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}
@@ -117,9 +111,8 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
     model.params = params
     if scan_layers:
         model.enable_scan_layers()
-    logger.info(report.summary(type(model).__name__))
-    if report.missing_keys or report.unexpected_keys or report.mismatched_keys:
-        logger.warning(report.summary(type(model).__name__))
+    problems = report.missing_keys or report.unexpected_keys or report.mismatched_keys
+    (logger.warning if problems else logger.info)(report.summary(type(model).__name__))
     return (model, report.as_dict()) if output_loading_info else model
 
 

@@ -201,7 +201,8 @@ class FlaxBertForMaskedLMModule(_HeadModule):
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                  inputs_embeds=None, labels=None, *, deterministic: bool = True, output_attentions: bool = False,
                  output_hidden_states: bool = False, return_dict: bool = True):
-        """Arguments as :class:`FlaxBertModule`; ``labels (batch, seq)``, -100 ignored. Returns :class:`MaskedLMOutput`."""
+        """Arguments as :class:`FlaxBertModule`; ``labels (batch, seq)``, -100 ignored.
+        Returns :class:`MaskedLMOutput`."""
         o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                            deterministic, output_attentions, output_hidden_states)
         logits = self.cls(o.last_hidden_state, self._word_embeddings())
@@ -299,7 +300,8 @@ class FlaxBertForTokenClassificationModule(_HeadModule):
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                  inputs_embeds=None, labels=None, *, deterministic: bool = True, output_attentions: bool = False,
                  output_hidden_states: bool = False, return_dict: bool = True):
-        """``labels (batch, seq)``, -100 ignored. Returns :class:`TokenClassifierOutput`, logits ``(batch, seq, num_labels)``."""
+        """``labels (batch, seq)``, -100 ignored.
+        Returns :class:`TokenClassifierOutput`, logits ``(batch, seq, num_labels)``."""
         o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                            deterministic, output_attentions, output_hidden_states)
         logits = self.classifier(self.dropout(o.last_hidden_state, deterministic=deterministic))

@@ -34,7 +34,10 @@ def _map_encoder_layer(tree: Any, fn) -> Any:
 
 
 def scan_to_unscanned_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Split the stacked ``encoder/layer`` leaves into ``encoder/layer/0 .. N-1`` (a tree already unscanned is returned as is)."""
+    """Split the stacked ``encoder/layer`` leaves into ``encoder/layer/0 .. N-1``.
+
+    A tree that is already unscanned comes back unchanged.
+    """
     def split(layer):
         if _is_unscanned(layer):
             return dict(layer)

@@ -22,7 +22,8 @@ from bert_core.errors import CheckpointError, ConfigError
 from bert_core.heads import HEADS, Head
 
 from . import loading
-from .generation import FlaxGenerationMixin, cache_index, cache_length
+from ._apply import ModuleKey, compiled_apply
+from .generation import FlaxGenerationMixin, cache_length
 from .models import (FlaxBertForCausalLMModule, FlaxBertForMaskedLMModule, FlaxBertForMultipleChoiceModule,
                      FlaxBertForNextSentencePredictionModule, FlaxBertForPreTrainingModule,
                      FlaxBertForQuestionAnsweringModule, FlaxBertForSequenceClassificationModule,
@@ -66,14 +67,34 @@ class FlaxBertPreTrainedModel:
     head: Head = HEADS["base"]
     default_input_shape: tuple[int, ...] = (1, 1)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        base_call = FlaxBertPreTrainedModel.__call__
+
+        def __call__(self, *args, **kwargs):
+            return base_call(self, *args, **kwargs)
+
+        # Publish the head's real inputs (labels, start_positions, past_key_values...) in the signature,
+        # so help(), IDEs and the cross-backend drift test see them instead of **head_inputs.
+        signature = inspect.signature(base_call)
+        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        accepted = inspect.signature(cls.module_class.__call__).parameters
+        extra = [n for n in _ARRAY_INPUTS[5:] if n in accepted]
+        if hasattr(cls, "init_cache"):
+            extra.append("past_key_values")
+        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in extra]
+        __call__.__signature__ = signature.replace(parameters=params)
+        __call__.__doc__ = base_call.__doc__
+        cls.__call__ = __call__
+
     def __init__(self, config: BertConfig, input_shape: tuple[int, ...] | None = None, seed: int = 0,
                  dtype: Any = jnp.float32, param_dtype: Any = jnp.float32, *, gradient_checkpointing: bool = False,
                  scan_layers: bool = False, _do_init: bool = True, **module_kwargs: Any) -> None:
         if not isinstance(config, BertConfig):
             raise ConfigError(f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}")
         self.config = config
-        self.dtype = dtype
-        self.param_dtype = param_dtype
+        self.dtype = jnp.dtype(dtype or jnp.float32)  # accepts jnp.bfloat16, "bfloat16" or None
+        self.param_dtype = jnp.dtype(param_dtype or jnp.float32)
         self.input_shape = tuple(input_shape or self.default_input_shape)
         self._module_kwargs = dict(module_kwargs)
         self._params = None
@@ -89,7 +110,6 @@ class FlaxBertPreTrainedModel:
                                         **self._module_kwargs)
         accepted = inspect.signature(self.module_class.__call__).parameters
         self._accepted_inputs = tuple(n for n in _ARRAY_INPUTS if n in accepted)
-        self._jit_apply = jax.jit(self._apply, static_argnames=("train", "output_attentions", "output_hidden_states"))
         shapes = jax.eval_shape(lambda rng: self.init_weights(rng, self.input_shape), jax.random.PRNGKey(0))
         self._param_shapes = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(shapes, sep=".").items()}
 
@@ -183,7 +203,10 @@ class FlaxBertPreTrainedModel:
         return jax.tree_util.tree_map(cast, params, mask)
 
     def to_bf16(self, params=None, mask=None) -> dict:
-        """Return ``params`` (default: ``self.params``) cast to bfloat16; ``mask`` (same tree, bools) limits which leaves."""
+        """Return ``params`` (default: ``self.params``) cast to bfloat16.
+
+        ``mask`` (a tree like ``params`` of booleans) limits the cast to the ``True`` leaves.
+        """
         return self._cast_floating(self.params if params is None else params, jnp.bfloat16, mask)
 
     def to_fp16(self, params=None, mask=None) -> dict:
@@ -195,19 +218,6 @@ class FlaxBertPreTrainedModel:
         return self._cast_floating(self.params if params is None else params, jnp.float32, mask)
 
     # -- the call ------------------------------------------------------------
-
-    def _apply(self, params, inputs, dropout_rng, cache, *, train, output_attentions, output_hidden_states):
-        variables = {"params": params}
-        kwargs = dict(deterministic=not train, output_attentions=output_attentions,
-                      output_hidden_states=output_hidden_states, return_dict=True)
-        rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
-        if cache is None:
-            return self.module.apply(variables, **inputs, **kwargs, rngs=rngs)
-        variables["cache"] = cache
-        output, mutated = self.module.apply(variables, **inputs, **kwargs, past_length=cache_index(cache),
-                                            rngs=rngs, mutable=["cache"])
-        output.past_key_values = unfreeze(mutated["cache"])
-        return output
 
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                  inputs_embeds=None, *, params=None, dropout_rng=None, train: bool = False,
@@ -245,15 +255,20 @@ class FlaxBertPreTrainedModel:
             inputs["input_ids"] = jnp.asarray(input_ids)
         elif inputs_embeds is None:
             raise ValueError("pass input_ids or inputs_embeds")
-        if cache is not None and "attention_mask" not in inputs:
+        if cache is not None:
             batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
-            inputs["attention_mask"] = jnp.ones((batch, cache_length(cache)), dtype="i4")
+            inputs.setdefault("attention_mask", jnp.ones((batch, cache_length(cache)), dtype="i4"))
+            if inputs["attention_mask"].shape[-1] != cache_length(cache):
+                raise ValueError(f"with past_key_values the attention_mask covers the whole cache: expected "
+                                 f"(batch, {cache_length(cache)}), got {tuple(inputs['attention_mask'].shape)}; "
+                                 f"build it with prepare_inputs_for_generation")
         dropout_active = max(c.hidden_dropout_prob, c.attention_probs_dropout_prob, c.classifier_dropout or 0) > 0
         if train and dropout_active and dropout_rng is None:
             raise ValueError("train=True applies dropout: pass dropout_rng=jax.random.PRNGKey(...)")
-        output = self._jit_apply(self.params if params is None else params, inputs, dropout_rng, cache, train=train,
-                                 output_attentions=bool(output_attentions),
-                                 output_hidden_states=bool(output_hidden_states))
+        output = compiled_apply(self.params if params is None else params, inputs, dropout_rng, cache,
+                                module_key=ModuleKey(self.module), train=bool(train),
+                                output_attentions=bool(output_attentions),
+                                output_hidden_states=bool(output_hidden_states))
         return output if return_dict else output.to_tuple()
 
     # -- saving and loading (see bert_flax.loading) --------------------------
@@ -266,7 +281,8 @@ class FlaxBertPreTrainedModel:
 
     def __repr__(self) -> str:
         n = sum(int(np.prod(s)) for s in self._param_shapes.values())
-        return f"{type(self).__name__}({n:,} params, dtype={jnp.dtype(self.dtype).name}, scan_layers={self.scan_layers})"
+        name = type(self).__name__
+        return f"{name}({n:,} params, dtype={jnp.dtype(self.dtype).name}, scan_layers={self.scan_layers})"
 
 
 class FlaxBertModel(FlaxBertPreTrainedModel):

@@ -86,6 +86,26 @@ def test_head_mask_multiplies_the_probabilities(position_embedding_type):
     assert float(jnp.abs(probs[:, 1]).max()) == 0.0
 
 
+@pytest.mark.parametrize("shape", ["per-layer", "shared"])
+def test_model_head_mask_reaches_the_right_layer_and_head(shape):
+    config = BertConfig(**tiny_config_dict(initializer_range=0.2))
+    model = bert_flax.FlaxBertModel(config, seed=0)
+    batch = padded_batch(config.vocab_size)
+    head_mask = np.ones((2, 4), np.float32)
+    head_mask[1, 2] = 0.0
+    if shape == "shared":
+        head_mask = head_mask[1]  # (heads,): the same mask in every layer
+    masked = model(**batch, head_mask=head_mask, output_attentions=True).attentions
+    plain = model(**batch, output_attentions=True).attentions
+    assert float(np.abs(masked[1][:, 2]).max()) == 0.0
+    if shape == "per-layer":
+        assert max_abs_diff(masked[0], plain[0]) == 0.0  # layer 0 untouched
+    else:
+        assert float(np.abs(masked[0][:, 2]).max()) == 0.0
+    assert max_abs_diff(model(**batch, head_mask=np.ones(4)).last_hidden_state,
+                        model(**batch).last_hidden_state) <= F32
+
+
 def test_fused_attention_equals_eager_attention():
     rng = np.random.default_rng(2)
     q, k, v = (jnp.asarray(rng.normal(size=(2, 4, 7, 8)), jnp.float32) for _ in range(3))

@@ -28,17 +28,22 @@ def decoder(**overrides):
 
 
 def uncached_greedy(model, prompt, max_length, **encoder):
-    sequences = jnp.asarray(prompt, dtype="i4")
-    while sequences.shape[1] < max_length:
+    """Greedy decoding by full forward passes without a cache. The decoder is causal, so position t
+    never sees the zeros after it: one fixed-length buffer (one compilation) serves every step."""
+    batch, start = prompt.shape
+    sequences = np.zeros((batch, max_length), dtype=np.int32)
+    sequences[:, :start] = prompt
+    for t in range(start, max_length):
         logits = model(sequences, **encoder).logits
-        sequences = jnp.concatenate([sequences, jnp.argmax(logits[:, -1], -1)[:, None].astype("i4")], axis=1)
+        sequences[:, t] = np.asarray(jnp.argmax(logits[:, t - 1], -1))
     return sequences
 
 
 # -- decoding ------------------------------------------------------------------
 
-@pytest.mark.parametrize("overrides", [{}, {"position_embedding_type": "relative_key_query"},
-                                       {"add_cross_attention": True}],
+@pytest.mark.parametrize("overrides", [{}, pytest.param({"position_embedding_type": "relative_key_query"},
+                                                        marks=pytest.mark.slow),
+                                       pytest.param({"add_cross_attention": True}, marks=pytest.mark.slow)],
                          ids=["absolute", "relative_key_query", "cross-attention"])
 def test_cached_greedy_decode_equals_uncached(overrides):
     model = decoder(**overrides)
@@ -47,7 +52,8 @@ def test_cached_greedy_decode_equals_uncached(overrides):
     if overrides.get("add_cross_attention"):
         encoder = {"encoder_hidden_states": jnp.asarray(np.random.default_rng(1).normal(size=(2, 5, 32)), jnp.float32)}
     cached = greedy_search(model, prompt, max_length=8, **encoder)
-    assert np.array_equal(np.asarray(cached), np.asarray(uncached_greedy(model, prompt, 8, **encoder)))
+    assert cached.shape == (2, 8)
+    assert np.array_equal(np.asarray(cached), uncached_greedy(model, prompt, 8, **encoder))
 
 
 def test_cached_step_logits_equal_the_uncached_forward():
@@ -74,6 +80,14 @@ def test_left_padded_prompt_decodes_like_the_unpadded_one():
     plain = greedy_search(model, prompt, max_length=9)
     left = greedy_search(model, padded, max_length=11, attention_mask=mask)
     assert np.array_equal(np.asarray(left[:, 2:]), np.asarray(plain))
+
+
+def test_cache_needs_a_mask_over_the_whole_cache():
+    model = decoder()
+    kwargs = model.prepare_inputs_for_generation(jnp.ones((1, 3), "i4"), max_length=6)
+    kwargs["attention_mask"] = np.ones((1, 3))
+    with pytest.raises(ValueError, match=r"expected \(batch, 6\)"):
+        model(np.ones((1, 3)), **kwargs)
 
 
 def test_init_cache_shapes():
@@ -124,21 +138,27 @@ def loss_and_grads(model, batch, labels):
     return jax.value_and_grad(lambda p: model(**batch, labels=labels, params=p).loss)(model.params)
 
 
-@pytest.mark.parametrize("variant", ["remat", "scan", "scan+remat"])
-def test_remat_and_scan_give_the_plain_outputs_and_gradients(variant):
-    cfg = config()
-    plain = bert_flax.FlaxBertForMaskedLM(cfg, seed=0)
-    other = bert_flax.FlaxBertForMaskedLM(cfg, _do_init=False, gradient_checkpointing="remat" in variant,
+@pytest.fixture(scope="module")
+def plain_mlm():
+    """The plain (unscanned, no remat) model, its batch, outputs and gradients, computed once."""
+    model = bert_flax.FlaxBertForMaskedLM(config(), seed=0)
+    batch = padded_batch(99)
+    labels = np.where(batch["attention_mask"] == 1, 5, -100)
+    outputs = model(**batch, output_hidden_states=True, output_attentions=True)
+    return model, batch, labels, outputs, loss_and_grads(model, batch, labels)
+
+
+@pytest.mark.parametrize("variant", ["remat", "scan", pytest.param("scan+remat", marks=pytest.mark.slow)])
+def test_remat_and_scan_give_the_plain_outputs_and_gradients(plain_mlm, variant):
+    plain, batch, labels, ref, (loss_a, grads_a) = plain_mlm
+    other = bert_flax.FlaxBertForMaskedLM(plain.config, _do_init=False, gradient_checkpointing="remat" in variant,
                                           scan_layers="scan" in variant)
     other.params = unscanned_to_scan_params(plain.params) if "scan" in variant else plain.params
-    batch = padded_batch(cfg.vocab_size)
-    labels = np.where(batch["attention_mask"] == 1, 5, -100)
-    kwargs = dict(output_hidden_states=True, output_attentions=True)
-    ours, ref = other(**batch, **kwargs), plain(**batch, **kwargs)
+    ours = other(**batch, output_hidden_states=True, output_attentions=True)
     assert max_abs_diff(ours.logits, ref.logits) <= F32
     assert max_abs_diff(ours.hidden_states, ref.hidden_states) <= F32
     assert max_abs_diff(ours.attentions, ref.attentions) <= F32
-    (loss_a, grads_a), (loss_b, grads_b) = loss_and_grads(plain, batch, labels), loss_and_grads(other, batch, labels)
+    loss_b, grads_b = loss_and_grads(other, batch, labels)
     assert abs(float(loss_a) - float(loss_b)) <= F32
     assert max_abs_diff(scan_to_unscanned_params(grads_b), grads_a) <= F32
 
@@ -148,7 +168,8 @@ def test_scan_converters_round_trip_and_stack_layers():
     scanned = unscanned_to_scan_params(model.params)
     query = scanned["bert"]["encoder"]["layer"]["attention"]["self"]["query"]["kernel"]
     assert query.shape == (2, 32, 32)
-    assert max_abs_diff(query[1], model.params["bert"]["encoder"]["layer"]["1"]["attention"]["self"]["query"]["kernel"]) == 0
+    layer1 = model.params["bert"]["encoder"]["layer"]["1"]
+    assert max_abs_diff(query[1], layer1["attention"]["self"]["query"]["kernel"]) == 0
     assert max_abs_diff(scan_to_unscanned_params(scanned), model.params) == 0
 
 
@@ -183,14 +204,13 @@ def test_init_weights_follow_transformers_and_the_seed():
 
 
 def test_parameter_paths_are_the_torch_module_paths():
-    from conversion.layout import canonical_shapes
+    """Every parameter sits at its canonical key's Flax spelling (conversion.rules), decoder excluded."""
+    from bert_core.heads import HEADS
     from conversion import to_framework_key
+    from conversion.layout import canonical_shapes
 
     for head in ("base", "pretraining", "question-answering", "multiple-choice"):
         cfg = config(num_labels=2)
-        cls = getattr(bert_flax, bert_flax.HEADS[head].flax_name) if hasattr(bert_flax, "HEADS") else None
-        from bert_core.heads import HEADS
-
         cls = getattr(bert_flax, HEADS[head].flax_name)
         model = cls(cfg, _do_init=False)
         expected = {}
@@ -216,12 +236,18 @@ def test_assigning_params_of_the_wrong_shape_names_the_key():
 # -- calls -------------------------------------------------------------------------
 
 def test_repeated_calls_reuse_one_compiled_function():
-    model = bert_flax.FlaxBertForTokenClassification(config(num_labels=4), seed=0)
+    from bert_flax._apply import compiled_apply as _compiled_apply
+
+    model = bert_flax.FlaxBertForTokenClassification(config(num_labels=4, hidden_act="relu"), seed=0)
+    twin = bert_flax.FlaxBertForTokenClassification(config(num_labels=4, hidden_act="relu"), seed=1)
     batch = padded_batch(99)
-    first = model(**batch)
-    second = model(**batch)
-    assert model._jit_apply._cache_size() == 1
-    assert max_abs_diff(first, second) == 0
+    before = _compiled_apply._cache_size()
+    first, second, other = model(**batch), model(**batch), twin(**batch)
+    assert _compiled_apply._cache_size() == before + 1  # one compilation for both instances
+    assert max_abs_diff(first, second) == 0 and max_abs_diff(first, other) > 0
+    model.config.hidden_act = "gelu"  # an edited config recompiles rather than reusing stale code
+    assert max_abs_diff(model(**batch), first) > 0
+    assert _compiled_apply._cache_size() == before + 2
 
 
 def test_outputs_are_pytrees():
@@ -234,9 +260,7 @@ def test_outputs_are_pytrees():
 
 
 def test_train_mode_needs_a_dropout_key_and_uses_it():
-    model = bert_flax.FlaxBertForMaskedLM(BertConfig(**tiny_config_dict()), seed=0)  # dropout 0.1
-    model.config.hidden_dropout_prob = 0.1
-    model = bert_flax.FlaxBertForMaskedLM(model.config, seed=0)
+    model = bert_flax.FlaxBertForMaskedLM(config(hidden_dropout_prob=0.1), seed=0)
     batch = padded_batch(99)
     with pytest.raises(ValueError, match="dropout_rng"):
         model(**batch, train=True)
@@ -258,10 +282,17 @@ def test_inputs_embeds_and_defaults_match_explicit_inputs():
     assert max_abs_diff(model(ids), explicit) <= F32
 
 
-def test_unknown_inputs_are_refused():
+def test_unknown_inputs_are_refused_and_the_signature_lists_the_head_inputs():
+    import inspect
+
     model = bert_flax.FlaxBertForMaskedLM(config(), seed=0)
     with pytest.raises(TypeError, match="start_positions"):
         model(**padded_batch(99), start_positions=np.zeros(3))
+    assert "labels" in inspect.signature(bert_flax.FlaxBertForMaskedLM.__call__).parameters
+    qa = inspect.signature(bert_flax.FlaxBertForQuestionAnswering.__call__).parameters
+    assert {"start_positions", "end_positions"} <= set(qa) and "labels" not in qa
+    causal = inspect.signature(bert_flax.FlaxBertForCausalLM.__call__).parameters
+    assert {"past_key_values", "encoder_hidden_states", "labels"} <= set(causal)
 
 
 # -- names ---------------------------------------------------------------------------

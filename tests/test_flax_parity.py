@@ -183,7 +183,8 @@ def test_decoder_with_cross_attention_matches_transformers(pair):
     assert max_abs_diff(ours.hidden_states, theirs.hidden_states, mask) <= F32
 
 
-@pytest.mark.parametrize("head", ["masked-lm", "pretraining", "sequence-classification", "question-answering"])
+# pretraining covers the tied MLM decoder and NSP; the others the pooled and per-token heads.
+@pytest.mark.parametrize("head", ["pretraining", "sequence-classification", "question-answering"])
 def test_gradient_of_one_step_matches_torch(pair, head):
     ref, model, _ = pair(head)
     batch, _ = head_inputs(head)

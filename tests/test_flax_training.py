@@ -72,6 +72,7 @@ def run_steps(model, loss, batch, steps):
     return state, losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss,cls,overrides", [
     ("masked-lm", bert_flax.FlaxBertForMaskedLM, {}),
     ("sequence-classification", bert_flax.FlaxBertForSequenceClassification, {"num_labels": 3}),

@@ -1,0 +1,51 @@
+"""The one compiled ``module.apply`` behind every wrapper call."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+from flax.core import unfreeze
+
+from .generation import cache_index
+
+__all__ = ["ModuleKey", "compiled_apply"]
+
+
+class ModuleKey:
+    """A hashable stand-in for a linen module (its config is a mutable, unhashable object).
+
+    Two wrappers whose modules have the same class, config and options share compiled code, and
+    editing ``model.config`` after construction recompiles instead of reusing a stale function.
+    """
+
+    __slots__ = ("module", "_key")
+
+    def __init__(self, module) -> None:
+        self.module = module
+        fields = {f: getattr(module, f) for f in module.__dataclass_fields__ if f not in ("config", "parent", "name")}
+        self._key = (type(module), module.config.to_json_string(), repr(sorted(fields.items(), key=str)))
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ModuleKey) and self._key == other._key
+
+
+@functools.partial(jax.jit, static_argnames=("module_key", "train", "output_attentions", "output_hidden_states"))
+def compiled_apply(params, inputs, dropout_rng, cache, *, module_key, train, output_attentions,
+                    output_hidden_states):
+    """``module.apply`` for the wrappers, compiled once per module, input shapes and switches."""
+    module = module_key.module
+    variables = {"params": params}
+    kwargs = dict(deterministic=not train, output_attentions=output_attentions,
+                  output_hidden_states=output_hidden_states, return_dict=True)
+    rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
+    if cache is None:
+        return module.apply(variables, **inputs, **kwargs, rngs=rngs)
+    variables["cache"] = cache
+    output, mutated = module.apply(variables, **inputs, **kwargs, past_length=cache_index(cache), rngs=rngs,
+                                   mutable=["cache"])
+    output.past_key_values = unfreeze(mutated["cache"])
+    return output
