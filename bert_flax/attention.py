@@ -88,13 +88,20 @@ class FlaxBertSelfAttention(nn.Module):
     Attributes:
         config: model config (heads, dropout, ``position_embedding_type``).
         causal: add a causal mask (decoder self-attention); only causal attention uses the cache.
+        is_cross_attention: attend to encoder states; always absolute positions (no
+            ``distance_embedding``), as transformers 4.x built cross-attention.
         dtype / param_dtype: compute and parameter dtypes.
     """
 
     config: BertConfig
     causal: bool = False
+    is_cross_attention: bool = False
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
+
+    @property
+    def _relative(self) -> bool:
+        return not self.is_cross_attention and self.config.position_embedding_type in ("relative_key", "relative_key_query")
 
     def setup(self):
         c = self.config
@@ -103,7 +110,7 @@ class FlaxBertSelfAttention(nn.Module):
         self.key = nn.Dense(c.hidden_size, **dense)
         self.value = nn.Dense(c.hidden_size, **dense)
         self.dropout = nn.Dropout(rate=c.attention_probs_dropout_prob)
-        if c.position_embedding_type in ("relative_key", "relative_key_query"):
+        if self._relative:
             self.distance_embedding = nn.Embed(2 * c.max_position_embeddings - 1, c.head_dim,
                                                embedding_init=normal_init(c), dtype=self.dtype,
                                                param_dtype=self.param_dtype)
@@ -177,7 +184,7 @@ class FlaxBertSelfAttention(nn.Module):
         bias = make_attention_bias(allowed)
 
         position_scores = None
-        if c.position_embedding_type in ("relative_key", "relative_key_query"):
+        if self._relative:
             position_scores = self._position_scores(query, key, q_positions)
         head_mask = None if layer_head_mask is None else layer_head_mask.reshape(1, -1, 1, 1)
         dropout_active = not deterministic and c.attention_probs_dropout_prob > 0.0
@@ -221,12 +228,13 @@ class FlaxBertAttention(nn.Module):
 
     config: BertConfig
     causal: bool = False
+    is_cross_attention: bool = False
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
     def setup(self):
-        self.self = FlaxBertSelfAttention(self.config, causal=self.causal, dtype=self.dtype,
-                                          param_dtype=self.param_dtype)
+        self.self = FlaxBertSelfAttention(self.config, causal=self.causal, is_cross_attention=self.is_cross_attention,
+                                          dtype=self.dtype, param_dtype=self.param_dtype)
         self.output = FlaxBertSelfOutput(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
 
     def __call__(self, hidden_states, attention_mask, layer_head_mask=None, key_value_states=None,

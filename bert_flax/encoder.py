@@ -76,7 +76,7 @@ class FlaxBertLayer(nn.Module):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         self.attention = FlaxBertAttention(c, causal=c.is_decoder, **kw)
         if c.add_cross_attention:
-            self.crossattention = FlaxBertAttention(c, causal=False, **kw)
+            self.crossattention = FlaxBertAttention(c, causal=False, is_cross_attention=True, **kw)
         self.intermediate = FlaxBertIntermediate(c, **kw)
         self.output = FlaxBertOutput(c, **kw)
 

@@ -135,6 +135,11 @@ class _HeadModule(nn.Module):
 
     def _run_bert(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                   deterministic, output_attentions, output_hidden_states, **kwargs):
+        if self.is_initializing() and self.config.add_cross_attention and kwargs.get("encoder_hidden_states") is None:
+            # Create the cross-attention weights every head of such a config owns (as in PyTorch),
+            # even for heads that never receive encoder states.
+            shape = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
+            kwargs["encoder_hidden_states"] = jnp.zeros((*shape, self.config.hidden_size), self.dtype)
         return self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                          deterministic=deterministic, output_attentions=output_attentions,
                          output_hidden_states=output_hidden_states, return_dict=True, **kwargs)
@@ -199,12 +204,14 @@ class FlaxBertForMaskedLMModule(_HeadModule):
         self.cls = FlaxBertOnlyMLMHead(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
 
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, *, deterministic: bool = True, output_attentions: bool = False,
-                 output_hidden_states: bool = False, return_dict: bool = True):
+                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None, *,
+                 deterministic: bool = True, output_attentions: bool = False, output_hidden_states: bool = False,
+                 return_dict: bool = True):
         """Arguments as :class:`FlaxBertModule`; ``labels (batch, seq)``, -100 ignored.
         Returns :class:`MaskedLMOutput`."""
         o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           deterministic, output_attentions, output_hidden_states)
+                           deterministic, output_attentions, output_hidden_states,
+                           encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
         logits = self.cls(o.last_hidden_state, self._word_embeddings())
         loss = masked_lm_loss(logits, labels) if labels is not None else None
         return _finish(out.MaskedLMOutput(loss=loss, logits=logits, hidden_states=o.hidden_states,

@@ -52,22 +52,24 @@ class Backend:
     Attributes:
         module: the imported backend package.
         class_name: the exported class name of a head (prefixes such as ``TF`` / ``Flax``).
-        forward_args: a model class -> its forward argument names, framework extras removed.
+        forward_args: a model class -> its forward argument names in signature order, framework extras
+            removed, as ``(name, positional)`` pairs (keyword-only arguments are not positional).
         parameter_paths: (model class, config) -> canonical parameter keys (``conversion.from_framework_key``),
             each shared weight once (torch names it at its first use: the word embeddings, ``cls.predictions.bias``).
     """
 
     module: object
     class_name: Callable[[Head], str]
-    forward_args: Callable[[type], list[str]]
+    forward_args: Callable[[type], list[tuple[str, bool]]]
     parameter_paths: Callable[[type, BertConfig], set[str]]
+    cache_by_collection: bool = False
 
 
 def _torch() -> Backend:
     import bert_torch
 
-    def forward_args(cls: type) -> list[str]:
-        return list(inspect.signature(cls.forward).parameters)[1:]
+    def forward_args(cls: type) -> list[tuple[str, bool]]:
+        return _signature(cls.forward, skip=("self",))
 
     def parameter_paths(cls: type, config: BertConfig) -> set[str]:
         return {from_framework_key(name, "torch")[0] for name, _ in cls(config).named_parameters()}
@@ -75,12 +77,35 @@ def _torch() -> Backend:
     return Backend(bert_torch, lambda head: head.class_name, forward_args, parameter_paths)
 
 
+def _signature(function: Callable, skip: tuple[str, ...]) -> list[tuple[str, bool]]:
+    return [(name, p.kind is not p.KEYWORD_ONLY) for name, p in inspect.signature(function).parameters.items()
+            if name not in skip and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]  # fmt: skip
+
+
+def _flax() -> Backend:
+    import jax
+
+    import bert_flax
+
+    def forward_args(cls: type) -> list[tuple[str, bool]]:
+        return _signature(cls.__call__, skip=("self", "params", "dropout_rng", "train"))
+
+    def parameter_paths(cls: type, config: BertConfig) -> set[str]:
+        model = cls(config, seed=0)
+        flat = jax.tree_util.tree_flatten_with_path(model.params)[0]
+        paths = {".".join(str(getattr(k, "key", k)) for k in path) for path, _ in flat}
+        return {from_framework_key(path, "flax")[0] for path in paths}
+
+    # Flax caches through init_cache() and a mutable "cache" collection, as transformers 4.x Flax did,
+    # so it has no use_cache switch, and past_key_values only where init_cache exists (the causal LM).
+    return Backend(bert_flax, lambda head: head.flax_name, forward_args, parameter_paths, cache_by_collection=True)
+
+
 BACKENDS: dict[str, Callable[[], Backend]] = {
     "torch": _torch,
+    "flax": _flax,
     # "tf": _tf,      one entry when bert_tf lands: TF-prefixed names, `call` minus `training`,
     #                 built-layer weight paths mapped with from_framework_key(path, "keras").
-    # "flax": _flax,  Flax-prefixed names (FlaxBertForCausalLM), `__call__` minus params/dropout_rng/train,
-    #                 flattened param-tree paths joined by "." mapped with from_framework_key(path, "flax").
 }
 
 
@@ -103,7 +128,16 @@ def test_class_names_and_unprefixed_aliases(backend, head):
 
 @pytest.mark.parametrize("head", list(HEADS.values()), ids=lambda h: h.name)
 def test_forward_argument_names(backend, head):
-    assert backend.forward_args(getattr(backend.module, backend.class_name(head))) == FORWARD_ARGS[head.name]
+    """The same names; the positional ones in the contract's order (keyword-only ones may come in any order)."""
+    cls = getattr(backend.module, backend.class_name(head))
+    args = backend.forward_args(cls)
+    expected = FORWARD_ARGS[head.name]
+    if backend.cache_by_collection:
+        expected = [n for n in expected if n != "use_cache" and (n != "past_key_values" or hasattr(cls, "init_cache"))]
+    names = [name for name, _ in args]
+    positional = [name for name, is_positional in args if is_positional]
+    assert sorted(names) == sorted(expected)
+    assert [n for n in expected if n in positional] == positional
 
 
 @pytest.mark.parametrize("config_name", sorted(CONFIGS))
