@@ -7,11 +7,21 @@ package imports TensorFlow and Keras only (never torch or jax).
 """
 
 import os as _os
+import sys as _sys
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from bert_core._lazy import require as _require  # noqa: E402
 
+if "tensorflow" not in _sys.modules and "jax" not in _sys.modules:
+    # TensorFlow's tflite utilities try `from jax import jit` at import time, which loads all of jaxlib
+    # whenever jax is installed. A backend imports only its own framework: hide jax while TensorFlow
+    # imports (only TFLite's JAX converter notices), then let any later `import jax` work as usual.
+    _sys.modules["jax"] = None  # type: ignore[assignment]
+    try:
+        _require("tensorflow")
+    finally:
+        del _sys.modules["jax"]
 _require("tensorflow")
 _keras = _require("keras")
 if _keras.backend.backend() != "tensorflow":

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from bert_core.config import BertConfig
 
-__all__ = ["ConfigLayer", "LayerNorm", "normal", "dense", "layer_norm", "norm_policy"]
+__all__ = ["ConfigLayer", "SavesOutputSublayer", "LayerNorm", "normal", "dense", "layer_norm", "norm_policy"]
 
 
 @keras.saving.register_keras_serializable(package="tribert")
@@ -22,16 +22,19 @@ class LayerNorm(keras.layers.LayerNormalization):
 
     Keras folds the mean into a bias (``x * inv + (beta - mean * inv)``), which
     cancels catastrophically when ``|mean| >> std`` and costs several ulps against
-    PyTorch; this is PyTorch's order of operations (same variables, same config).
+    PyTorch; this is PyTorch's order of operations (same variables, same config),
+    always in float32, the result cast to the layer's compute dtype.
     """
 
     def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        x = tf.cast(inputs, self.compute_dtype)
+        # Statistics and affine in float32 whatever the policy (a bfloat16 variance is too coarse).
+        x = tf.cast(inputs, tf.float32)
         mean = tf.reduce_mean(x, axis=-1, keepdims=True)
         centered = x - mean
         variance = tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True)
-        return centered * tf.math.rsqrt(variance + self.epsilon) * tf.cast(self.gamma, x.dtype) \
-            + tf.cast(self.beta, x.dtype)
+        out = centered * tf.math.rsqrt(variance + self.epsilon) * tf.cast(self.gamma, tf.float32) \
+            + tf.cast(self.beta, tf.float32)
+        return tf.cast(out, self.compute_dtype)
 
 
 def normal(config: BertConfig) -> keras.initializers.Initializer:
@@ -75,3 +78,23 @@ class ConfigLayer(keras.layers.Layer):
         config = dict(config)
         bert_config = BertConfig.from_dict(config.pop("config"))
         return cls(bert_config, **config)
+
+
+class SavesOutputSublayer(ConfigLayer):
+    """A layer whose sublayer is named ``output`` (the checkpoint's name), saved by hand in ``.keras`` files.
+
+    Keras' saver skips attributes that shadow ``Layer`` properties, ``output``
+    among them, so this layer stores that sublayer's variables with its own.
+    """
+
+    def save_own_variables(self, store) -> None:
+        for i, variable in enumerate(self.output.weights):
+            store[f"output.{i}"] = variable
+
+    def load_own_variables(self, store) -> None:
+        variables = self.output.weights
+        if len(store.keys()) != len(variables):
+            raise ValueError(f"layer {self.name!r}: the file holds {len(store.keys())} variables for its output "
+                             f"sublayer, the model has {len(variables)}")
+        for i, variable in enumerate(variables):
+            variable.assign(store[f"output.{i}"])

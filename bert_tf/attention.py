@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from bert_core.config import BertConfig
 
-from ._common import ConfigLayer, dense, layer_norm, normal
+from ._common import ConfigLayer, SavesOutputSublayer, dense, layer_norm, normal
 
 __all__ = [
     "ATTN_IMPLEMENTATIONS",
@@ -264,7 +264,7 @@ class TFBertSelfOutput(ConfigLayer):
         return self.LayerNorm(tf.cast(hidden_states, dtype) + tf.cast(input_tensor, dtype))
 
 
-class TFBertAttention(ConfigLayer):
+class TFBertAttention(SavesOutputSublayer):
     """An attention block: ``self`` (the projections and scores) and ``output`` (projection + residual)."""
 
     # The submodule keeps the checkpoint's name ``output``; this shadows Keras' symbolic ``Layer.output``

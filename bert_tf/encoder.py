@@ -9,7 +9,7 @@ from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
 from bert_core.outputs import BaseModelOutputWithPastAndCrossAttentions
 
-from ._common import ConfigLayer, dense, layer_norm
+from ._common import ConfigLayer, SavesOutputSublayer, dense, layer_norm
 from .activations import get_activation
 from .attention import TFBertAttention
 
@@ -54,7 +54,7 @@ class TFBertOutput(ConfigLayer):
         return self.LayerNorm(tf.cast(hidden_states, dtype) + tf.cast(input_tensor, dtype))
 
 
-class TFBertLayer(ConfigLayer):
+class TFBertLayer(SavesOutputSublayer):
     """One transformer block: ``attention``, optional ``crossattention`` (decoder), ``intermediate``, ``output``."""
 
     output = None  # the checkpoint's name; shadows Keras' symbolic `Layer.output` property

@@ -120,6 +120,8 @@ def from_pretrained(
     """
     if config is not None:
         config = config.copy()  # overrides must not leak into the caller's object
+    if dtype != "auto":
+        resolve_dtype(dtype)  # a bad name fails before any file is read
     init_args = set(inspect.signature(model_class.__init__).parameters) - {"self", "config", "kwargs"}
     model_kwargs = {k: config_overrides.pop(k) for k in list(config_overrides) if k in init_args}
     checkpoint = resolve_checkpoint(name_or_path, config=config, revision=revision, cache_dir=cache_dir,
