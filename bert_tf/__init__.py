@@ -40,7 +40,10 @@ from bert_core.outputs import *  # noqa: E402,F401,F403
 from bert_core.outputs import __all__ as _output_names  # noqa: E402
 from bert_core.outputs import BertForPreTrainingOutput as TFBertForPreTrainingOutput  # noqa: E402
 
+from . import auto as _auto  # noqa: E402
+from .auto import *  # noqa: E402,F401,F403
 from .attention import eager_attention, fused_attention, make_attention_bias  # noqa: E402
+from .compiled import DEFAULT_BUCKETS, CompiledCall, bucket_dataset, bucket_length  # noqa: E402
 from .base import TFBertPreTrainedModel, named_weights  # noqa: E402
 from .loading import canonical_tensors  # noqa: E402
 from .models import (  # noqa: E402
@@ -88,7 +91,12 @@ __all__ = [
     "BertForQuestionAnswering",
     "TFBertPreTrainedModel",
     "TFBertForPreTrainingOutput",
+    *_auto.__all__,
     "named_weights",
+    "CompiledCall",
+    "DEFAULT_BUCKETS",
+    "bucket_length",
+    "bucket_dataset",
     "canonical_tensors",
     "eager_attention",
     "fused_attention",

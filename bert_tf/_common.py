@@ -68,6 +68,9 @@ class ConfigLayer(keras.layers.Layer):
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(**kwargs)
         self.config = config
+        # Keras would cast every floating argument to the compute dtype: a float32-min attention bias
+        # becomes -inf in bfloat16. Each layer casts what it needs itself (Dense/LayerNorm cast their inputs).
+        self._convert_input_args = False
 
     def get_config(self) -> dict:
         base = super().get_config()

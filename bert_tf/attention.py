@@ -65,7 +65,7 @@ def eager_attention(
     scores = tf.cast(scores, tf.float32) * scaling
     if attention_bias is not None:
         # Clamped so a negative score plus the bias stays finite: a fully padded row softmaxes uniformly.
-        scores = tf.maximum(scores + attention_bias, _MIN)
+        scores = tf.maximum(scores + tf.cast(attention_bias, tf.float32), _MIN)
     probs = tf.cast(tf.nn.softmax(scores, axis=-1), query.dtype)
     if dropout is not None:
         probs = dropout(probs, training=training)
@@ -89,7 +89,8 @@ def fused_attention(
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     if attention_bias is not None:
-        attention_bias = tf.cast(attention_bias, query.dtype)
+        # float32's minimum is beyond bfloat16/float16 range: clamp before the cast, or it becomes -inf.
+        attention_bias = tf.cast(tf.maximum(attention_bias, query.dtype.min), query.dtype)
     # keras.ops wants (batch, seq, heads, head_dim).
     context = keras.ops.dot_product_attention(
         tf.transpose(query, [0, 2, 1, 3]), tf.transpose(key, [0, 2, 1, 3]), tf.transpose(value, [0, 2, 1, 3]),

@@ -157,6 +157,19 @@ class TFBertPreTrainedModel(keras.Model):
         """The loss of this head for ``outputs`` and the label tensors (keywords of :attr:`label_names`)."""
         raise ConfigError(f"{type(self).__name__} has no label loss")
 
+    def compiled_call(self, **inputs):
+        """The forward pass compiled with XLA over bucket-padded inputs; see :class:`bert_tf.compiled.CompiledCall`.
+
+        Same arguments and outputs as calling the model (no decoder cache or cross-attention inputs).
+        """
+        compiled = self.__dict__.get("_compiled_call")
+        if compiled is None:
+            from .compiled import CompiledCall
+
+            compiled = CompiledCall(self)
+            object.__setattr__(self, "_compiled_call", compiled)  # not a Keras-tracked attribute
+        return compiled(**inputs)
+
     # -- parameters ---------------------------------------------------------
 
     def named_weights(self) -> dict[str, keras.Variable]:

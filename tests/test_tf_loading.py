@@ -184,3 +184,16 @@ def test_importing_bert_tf_imports_no_torch_or_jax():
     code = "import sys, bert_tf; print(sorted(m for m in ('torch', 'jax', 'flax') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_auto_classes_pick_the_head_from_the_registry(tmp_path):
+    from bert_core import HEADS
+
+    for head in HEADS.values():
+        auto = getattr(bert_tf, head.auto_name)
+        assert auto.model_class() is getattr(bert_tf, head.tf_class_name)
+        assert getattr(bert_tf, "TF" + head.auto_name) is auto
+    bert_tf.TFBertForMaskedLM(BertConfig(**tiny_config_dict())).save_pretrained(tmp_path)
+    assert type(bert_tf.AutoModelForMaskedLM.from_pretrained(tmp_path)) is bert_tf.TFBertForMaskedLM
+    with pytest.raises(ConfigError, match="from_pretrained"):
+        bert_tf.AutoModel()
