@@ -1,0 +1,208 @@
+"""``TFBertPreTrainedModel``: what every public model shares (config, parameter paths, loading, Keras plumbing).
+
+Parameters are named by walking the layers' attribute names, never Keras'
+auto-generated variable paths: ``named_weights()`` returns keys such as
+``bert.encoder.layer.0.attention.self.query.kernel``, which
+``conversion.rules`` maps to the canonical checkpoint keys.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+import keras
+import tensorflow as tf
+
+from bert_core.config import BertConfig
+from bert_core.errors import ConfigError
+from bert_core.outputs import ModelOutput
+from conversion.rules import TIED_KEYS, from_framework_key
+
+__all__ = ["TFBertPreTrainedModel", "named_weights"]
+
+#: Keras' own layers and the leaf names under which their variables are exposed.
+_LEAF_VARIABLES = {
+    keras.layers.Dense: ("kernel", "bias"),
+    keras.layers.LayerNormalization: ("gamma", "beta"),
+    keras.layers.Embedding: ("embeddings",),
+}
+
+
+def _walk(layer: keras.layers.Layer, prefix: str, out: dict[str, keras.Variable]) -> None:
+    for leaf_type, leaves in _LEAF_VARIABLES.items():
+        if isinstance(layer, leaf_type):
+            for leaf in leaves:
+                variable = getattr(layer, leaf, None)
+                if variable is not None:
+                    out[prefix + leaf] = variable
+            return
+    for name, value in vars(layer).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, keras.Variable):
+            out[prefix + name] = value
+        elif isinstance(value, keras.layers.Layer):
+            _walk(value, f"{prefix}{name}.", out)
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, keras.layers.Layer) for v in value):
+            for i, sub in enumerate(value):
+                _walk(sub, f"{prefix}{name}.{i}.", out)
+
+
+def named_weights(layer: keras.layers.Layer) -> dict[str, keras.Variable]:
+    """``{"bert.encoder.layer.0.attention.self.query.kernel": variable, ...}`` in construction order.
+
+    Paths are the attribute names of the layers (the HF PyTorch module paths) and
+    the Keras leaf names of :mod:`conversion.rules` (``kernel``, ``bias``, ``gamma``,
+    ``beta``, ``embeddings``). The MLM decoder shares the word-embedding variable,
+    so it has no entry of its own.
+    """
+    out: dict[str, keras.Variable] = {}
+    _walk(layer, "", out)
+    return out
+
+
+class TFBertPreTrainedModel(keras.Model):
+    """Base of the public models: holds the config, builds every weight at construction.
+
+    Subclasses define ``build`` (creating all weights from the config), ``call`` and,
+    for heads, ``label_names`` and ``compute_head_loss``.
+    """
+
+    #: Keyword arguments of ``call`` that carry labels.
+    label_names: tuple[str, ...] = ()
+    #: The output fields a Keras compiled loss / metric sees (the first one set).
+    logits_names: tuple[str, ...] = ("logits",)
+
+    def __init__(self, config: BertConfig, **kwargs) -> None:
+        if not isinstance(config, BertConfig):
+            raise ConfigError(f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}")
+        super().__init__(**kwargs)
+        config.validate()
+        self.config = config
+
+    # -- Keras plumbing -----------------------------------------------------
+
+    def _finish_init(self) -> None:
+        self.build(None)
+
+    def build_from_config(self, config) -> None:
+        # Every weight is created in __init__ from the BertConfig; nothing is left to build.
+        return None
+
+    def get_build_config(self):
+        return None
+
+    def _constructor_config(self) -> dict[str, Any]:
+        return {}
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"config": BertConfig.to_dict(), name, trainable, dtype, constructor args}``."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.saving.serialize_keras_object(self.dtype_policy),
+            "config": self.config.to_dict(),
+            **self._constructor_config(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]):
+        config = dict(config)
+        bert_config = BertConfig.from_dict(config.pop("config"))
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.saving.deserialize_keras_object(config["dtype"])
+        return cls(bert_config, **config)
+
+    def __call__(self, *args, **kwargs):
+        # Keras' fit/evaluate/predict pass the whole input dict as the first argument.
+        if args and isinstance(args[0], Mapping):
+            kwargs = {**args[0], **kwargs}
+            args = args[1:]
+        return super().__call__(*args, **kwargs)
+
+    def _main_logits(self, outputs):
+        if isinstance(outputs, ModelOutput):
+            for name in self.logits_names:
+                if getattr(outputs, name, None) is not None:
+                    return getattr(outputs, name)
+        return outputs
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The loss ``fit`` minimises.
+
+        With ``compile(loss=...)`` that loss is applied to the main logits; otherwise
+        the model's own label loss (labels inside ``x`` or given as ``y``), reduced as
+        PyTorch reduces it.
+        """
+        if self._compile_loss is not None:
+            return super().compute_loss(x, y, self._main_logits(y_pred), sample_weight, training)
+        loss = getattr(y_pred, "loss", None)
+        if loss is None:
+            if y is None:
+                raise ConfigError(f"{type(self).__name__}.fit needs labels: put {list(self.label_names)} in the inputs, "
+                                  f"pass them as y, or compile(loss=...)")
+            labels = dict(y) if isinstance(y, Mapping) else {self.label_names[0]: y}
+            loss = self.compute_head_loss(y_pred, **labels)
+        for extra in self.losses:
+            loss = loss + tf.cast(extra, loss.dtype)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if y is None and isinstance(x, Mapping) and self.label_names and self.label_names[0] in x:
+            y = x[self.label_names[0]]
+        return super().compute_metrics(x, y, self._main_logits(y_pred), sample_weight)
+
+    def compute_head_loss(self, outputs: ModelOutput, **labels) -> tf.Tensor:
+        """The loss of this head for ``outputs`` and the label tensors (keywords of :attr:`label_names`)."""
+        raise ConfigError(f"{type(self).__name__} has no label loss")
+
+    def compiled_call(self, **inputs):
+        """The forward pass compiled with XLA over bucket-padded inputs; see :class:`bert_tf.compiled.CompiledCall`.
+
+        Same arguments and outputs as calling the model (no decoder cache or cross-attention inputs).
+        """
+        compiled = self.__dict__.get("_compiled_call")
+        if compiled is None:
+            from .compiled import CompiledCall
+
+            compiled = CompiledCall(self)
+            object.__setattr__(self, "_compiled_call", compiled)  # not a Keras-tracked attribute
+        return compiled(**inputs)
+
+    # -- parameters ---------------------------------------------------------
+
+    def named_weights(self) -> dict[str, keras.Variable]:
+        """See :func:`named_weights`."""
+        return named_weights(self)
+
+    def canonical_weights(self) -> dict[str, tuple[keras.Variable, bool]]:
+        """``{canonical key: (variable, transpose)}``: the checkpoint key of every variable."""
+        out = {}
+        for key, variable in self.named_weights().items():
+            canonical, transpose = from_framework_key(key, "keras")
+            out[canonical] = (variable, transpose)
+        return out
+
+    def tied_keys(self) -> dict[str, str]:
+        """Canonical keys that share storage with another weight (the MLM decoder), and what they share."""
+        keys = self.canonical_weights()
+        if "cls.predictions.bias" not in keys:
+            return {}
+        # The decoder bias is always cls.predictions.bias; the decoder weight unless tie_word_embeddings=False.
+        return {k: v for k, v in TIED_KEYS.items() if k not in keys and v in keys}
+
+    # -- checkpoints --------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs):
+        """Load from a directory or hub id; see :func:`bert_tf.loading.from_pretrained`."""
+        from .loading import from_pretrained
+
+        return from_pretrained(cls, name_or_path, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+        """Write ``config.json`` + canonical safetensors; see :func:`bert_tf.loading.save_pretrained`."""
+        from .loading import save_pretrained
+
+        save_pretrained(self, save_directory, **kwargs)
