@@ -165,12 +165,20 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def shard_batch(batch: dict, mesh: Mesh) -> dict:
     """Place every array of ``batch`` on ``mesh`` split by rows over ``data``.
 
+    In one process ``batch`` is the global batch. With several processes (multi-host, after
+    ``jax.distributed.initialize()``) each process passes its own rows and the global batch is
+    assembled by ``jax.make_array_from_process_local_data``.
+
     Raises:
-        ConfigError: a batch size the ``data`` axis does not divide.
+        ConfigError: a batch size the ``data`` axis does not divide (one process).
     """
+    sharding = batch_sharding(mesh)
+    if jax.process_count() > 1:
+        return {name: jax.make_array_from_process_local_data(sharding, np.asarray(value))
+                for name, value in batch.items()}
     for name, value in batch.items():
         _check_divisible(f"batch[{name!r}]", tuple(np.shape(value)), P("data"), mesh)
-    return jax.device_put(dict(batch), batch_sharding(mesh))
+    return jax.device_put(dict(batch), sharding)
 
 
 def make_sharded_train_step(model, mesh: Mesh, state, loss: str = "masked-lm", *, donate_state: bool = False,

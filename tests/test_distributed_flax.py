@@ -102,6 +102,15 @@ def test_a_parameter_no_rule_matches_is_named():
         partition_specs({"adapter": {"down": {"kernel": jnp.zeros((4, 2))}}, "pooler": {"dense": {"bias": jnp.zeros(2)}}})
 
 
+def test_a_mesh_larger_than_the_devices_is_refused():
+    from bert_core import ConfigError
+    from bert_flax.sharding import make_mesh
+
+    with pytest.raises(ConfigError, match=r"make_mesh\(data=2, model=1\) needs data \* model <= 1 devices"):
+        make_mesh(2, 1, devices=jax.devices()[:1])
+    assert make_mesh(devices=jax.devices()[:1]).shape == {"data": 1, "model": 1}
+
+
 # -- 8 devices, in a subprocess ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -130,6 +139,12 @@ def test_sharded_step_equals_single_device_step(eight_device_results, loss, scan
 def test_a_split_the_mesh_does_not_divide_is_refused(eight_device_results):
     message = eight_device_results["indivisible_error"]
     assert "encoder/layer/0/intermediate/dense/kernel" in message and "(32, 36)" in message and "'model'" in message
+
+
+@pytest.mark.distributed
+def test_a_batch_the_data_axis_does_not_divide_is_refused(eight_device_results):
+    message = eight_device_results["indivisible_batch_error"]
+    assert "batch['input_ids'] of shape (6, 4)" in message and "'data' of size 8" in message
 
 
 # -- the subprocess -----------------------------------------------------------------------------------
@@ -200,9 +215,11 @@ def _run_case(loss, scan, relative, layouts):
 
 
 def _main():
+    import numpy as np
+
     import bert_flax
     from bert_core import ConfigError
-    from bert_flax.sharding import make_mesh, shard_params
+    from bert_flax.sharding import make_mesh, shard_batch, shard_params
 
     assert len(jax.devices()) == 8, "run with XLA_FLAGS=--xla_force_host_platform_device_count=8"
     results = {}
@@ -213,6 +230,11 @@ def _main():
         results["indivisible_error"] = ""
     except ConfigError as error:
         results["indivisible_error"] = str(error)
+    try:
+        shard_batch({"input_ids": np.zeros((6, 4), np.int32)}, make_mesh(8, 1))
+        results["indivisible_batch_error"] = ""
+    except ConfigError as error:
+        results["indivisible_batch_error"] = str(error)
     print(json.dumps(results))
 
 
