@@ -18,6 +18,7 @@ from bert_core.config import BertConfig
 from .embeddings import layer_norm, normal_init
 
 __all__ = [
+    "allowed_from_mask",
     "make_attention_bias",
     "eager_attention",
     "fused_attention",
@@ -25,6 +26,23 @@ __all__ = [
     "FlaxBertSelfOutput",
     "FlaxBertAttention",
 ]
+
+
+def allowed_from_mask(attention_mask):
+    """The public ``attention_mask`` (1 = may attend) as a boolean mask broadcastable to the scores.
+
+    Args:
+        attention_mask: ``(batch, k_len)`` (padding), or ``(batch, q_len, k_len)`` for a
+            per-query mask such as the block-diagonal mask of packed sequences
+            (:mod:`bert_core.packing`).
+
+    Returns:
+        ``(batch, 1, 1, k_len)`` or ``(batch, 1, q_len, k_len)`` booleans.
+    """
+    allowed = attention_mask.astype(bool)
+    if allowed.ndim == 3:
+        return allowed[:, None, :, :]  # (batch, 1, q_len, k_len)
+    return allowed[:, None, None, :]  # (batch, 1, 1, k_len)
 
 
 def make_attention_bias(allowed, dtype=jnp.float32):

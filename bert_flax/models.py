@@ -15,6 +15,7 @@ import flax.linen as nn
 from bert_core import outputs as out
 from bert_core.config import BertConfig
 
+from .attention import allowed_from_mask
 from .embeddings import FlaxBertEmbeddings, normal_init
 from .encoder import FlaxBertEncoder
 from .heads import FlaxBertOnlyMLMHead, FlaxBertOnlyNSPHead, FlaxBertPooler, FlaxBertPreTrainingHeads
@@ -75,6 +76,7 @@ class FlaxBertModule(nn.Module):
             input_ids: ``(batch, seq)`` ids (or ``None`` with ``inputs_embeds (batch, seq, hidden)``).
             attention_mask: ``(batch, k_len)``, 1 for real tokens; ``k_len`` is the cache's
                 ``max_length`` when decoding with a cache, else ``seq``. ``None``: all ones.
+                Or ``(batch, seq, k_len)``, 1 where a query may attend a key (packed sequences).
             token_type_ids / position_ids: ``(batch, seq)``; defaults zeros / ``past_length + arange``.
             head_mask: ``(heads,)`` or ``(num_layers, heads)`` multiplier of the attention probabilities.
             encoder_hidden_states / encoder_attention_mask: cross-attention inputs
@@ -90,7 +92,7 @@ class FlaxBertModule(nn.Module):
         batch, seq = hidden.shape[:2]
         if attention_mask is None:
             attention_mask = jnp.ones((batch, seq), dtype="i4")
-        allowed = attention_mask.astype(bool)[:, None, None, :]  # (batch, 1, 1, k_len)
+        allowed = allowed_from_mask(attention_mask)  # (batch, 1, 1 or q_len, k_len)
         encoder_allowed = None
         if encoder_hidden_states is not None:
             if encoder_attention_mask is None:

@@ -1,7 +1,9 @@
 """``pipeline()`` for Flax: the shared pipeline code (bert_core.pipelines) with a jitted forward pass.
 
 Shapes are bucketed (bert_core.pipelines.bucket_length), so a stream of
-inputs compiles a handful of shapes once and then runs at jitted speed.
+inputs compiles a handful of shapes once and then runs at jitted speed. Tasks
+with per-token outputs pack several inputs into each row (bert_core.packing),
+so no compute goes to padding under static shapes.
 """
 
 from __future__ import annotations
@@ -40,8 +42,13 @@ def pipeline(
     device: Any = None,
     dtype: Any = None,
     batch_size: int = 8,
+    pack: bool = True,
 ) -> Pipeline:
-    """A task pipeline on a Flax model (arguments as ``bert_torch.pipeline``; ``dtype`` a jnp dtype or its name)."""
+    """A task pipeline on a Flax model (arguments as ``bert_torch.pipeline``; ``dtype`` a jnp dtype or its name).
+
+    ``pack`` (default on): per-token tasks run inputs packed end to end in rows with a
+    block-diagonal mask (equal outputs, no padding compute); ``batch_size`` then counts rows.
+    """
     target = _device(device)
     compute = jnp.float32 if dtype is None else jnp.dtype(dtype)
 
@@ -57,4 +64,5 @@ def pipeline(
         out = net(**inputs)
         return {k: np.asarray(out[k], dtype=np.float32) for k in _FIELDS if out.get(k) is not None}
 
-    return build_pipeline(name, tokenizer=tok, config=net.config, forward=forward, model_dir=path, batch_size=batch_size, bucket=True, framework="flax")
+    return build_pipeline(name, tokenizer=tok, config=net.config, forward=forward, model_dir=path, batch_size=batch_size, bucket=True,
+                          framework="flax", pack=pack)

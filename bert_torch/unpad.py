@@ -41,6 +41,8 @@ class PackedBatch:
         Packing needs every row to start with a real token (right padding: the
         pooler reads position 0) and enough padding to be worth the copies.
         """
+        if attention_mask.dim() != 2:
+            return None  # a per-query (batch, q_len, k_len) mask, e.g. packed sequences: no padding to skip
         mask = attention_mask.bool()
         real = int(mask.sum())
         if not bool(mask[:, 0].all()) or real > (1 - MIN_PADDING_FRACTION) * mask.numel():

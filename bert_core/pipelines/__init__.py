@@ -95,8 +95,13 @@ def resolve_parts(task: str, model: Any, tokenizer: Any, load: Any) -> tuple[str
 
 def build_pipeline(
     task: str, *, tokenizer: Any, config: Any, forward: Forward, model_dir: Any = None,
-    batch_size: int = 8, bucket: bool = False, framework: str = "",
+    batch_size: int = 8, bucket: bool = False, framework: str = "", pack: bool = False,
 ) -> Pipeline:  # fmt: skip
-    """Assemble a :class:`Pipeline` from a tokenizer, a config and a backend's forward function."""
+    """Assemble a :class:`Pipeline` from a tokenizer, a config and a backend's forward function.
+
+    ``pack=True`` packs inputs of per-token tasks into rows (see :class:`Pipeline`); the
+    backend's ``forward`` must then accept ``position_ids`` and a 3-D ``attention_mask``.
+    """
     name = task_name(task)
-    return Pipeline(TASKS[name](tokenizer, config, model_dir), forward, batch_size=batch_size, bucket=bucket, framework=framework)
+    return Pipeline(TASKS[name](tokenizer, config, model_dir), forward, batch_size=batch_size, bucket=bucket,
+                    framework=framework, pack=pack)

@@ -18,10 +18,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import TriBertError
+from ..packing import pack_sequences, plan_packing
 
-__all__ = ["Feature", "Pipeline", "Task", "PipelineError", "bucket_length", "softmax"]
+__all__ = ["Feature", "Pipeline", "Task", "PipelineError", "bucket_length", "softmax", "PACK_ROW_LENGTH"]
 
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+#: Tokens per packed row once a call holds that many (longer inputs get a longer row).
+#: Attention over a row costs row_length^2 whatever it holds; at 128 that is a few
+#: percent of a BERT layer's dense FLOPs, which packing stops spending on padding.
+PACK_ROW_LENGTH = 128
 
 
 class PipelineError(TriBertError):
@@ -106,9 +112,15 @@ class Pipeline:
         bucket: round each batch's length up to :func:`bucket_length` (set by
             compiled backends so shapes, and compilations, stay few).
         framework: "torch", "tf" or "flax", for ``repr`` and errors.
+        pack: for tasks with per-token outputs, lay several inputs end to end in each row
+            (:mod:`bert_core.packing`): ``forward`` then also gets ``position_ids`` and a
+            block-diagonal ``attention_mask (rows, seq, seq)``, and ``batch_size`` counts rows.
+            Rows are :data:`PACK_ROW_LENGTH` long (or a bucket of the longest input) and their
+            number per call a power of two, so compiled shapes stay few.
     """
 
-    def __init__(self, task: Task, forward: Forward, *, batch_size: int = 8, bucket: bool = False, framework: str = ""):
+    def __init__(self, task: Task, forward: Forward, *, batch_size: int = 8, bucket: bool = False, framework: str = "",
+                 pack: bool = False):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise PipelineError(f"batch_size must be a positive int, got {batch_size!r}")
         self.task = task
@@ -116,6 +128,7 @@ class Pipeline:
         self.batch_size = batch_size
         self.bucket = bucket
         self.framework = framework
+        self.pack = pack
         self.tokenizer = task.tokenizer
 
     def __repr__(self) -> str:
@@ -132,16 +145,23 @@ class Pipeline:
             grouped[feature.item].append(feature)
         return self.task.combine([self.task.postprocess(item, group, params) for item, group in zip(items, grouped)], batched)
 
-    def _run(self, features: list[Feature], batch_size: int, progress: bool | None) -> None:
-        order = sorted(range(len(features)), key=lambda i: len(features[i].inputs["input_ids"]))
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        show = progress if progress is not None else len(features) > 256
-        if show:
-            from tqdm.auto import tqdm
+    def _progress(self, batches: list[Any], count: int, progress: bool | None) -> Any:
+        if not (progress if progress is not None else count > 256):
+            return batches
+        from tqdm.auto import tqdm
 
-            batches = tqdm(batches, desc=self.task.name, unit="batch", file=sys.stderr)
+        return tqdm(batches, desc=self.task.name, unit="batch", file=sys.stderr)
+
+    def _length_limit(self) -> int | None:
         limit = getattr(self.tokenizer, "model_max_length", None)
-        limit = limit if limit and limit < 1_000_000 else None
+        return limit if limit and limit < 1_000_000 else None
+
+    def _run(self, features: list[Feature], batch_size: int, progress: bool | None) -> None:
+        if self.pack and self.task.token_level and features:
+            return self._run_packed(features, batch_size, progress)
+        order = sorted(range(len(features)), key=lambda i: len(features[i].inputs["input_ids"]))
+        batches = self._progress([order[i : i + batch_size] for i in range(0, len(order), batch_size)], len(features), progress)
+        limit = self._length_limit()
         for rows in batches:
             length = max(len(features[i].inputs["input_ids"]) for i in rows)
             if self.bucket:
@@ -155,6 +175,25 @@ class Pipeline:
                 real = len(features[i].inputs["input_ids"])
                 row = {key: np.asarray(outputs[key][position]) for key in self.task.outputs}
                 features[i].outputs = {k: v[:real] for k, v in row.items()} if self.task.token_level else row
+
+    def _run_packed(self, features: list[Feature], batch_size: int, progress: bool | None) -> None:
+        """Pack every feature of the call (first-fit decreasing), then run ``batch_size`` rows at a time."""
+        lengths = [len(f.inputs["input_ids"]) for f in features]
+        longest = max(lengths)
+        row_length = max(longest, bucket_length(max(longest, min(sum(lengths), PACK_ROW_LENGTH)), limit=self._length_limit()))
+        plan = plan_packing(lengths, row_length)
+        starts = list(range(0, plan.num_rows, batch_size))
+        for start in self._progress(starts, len(features), progress):
+            stop = min(start + batch_size, plan.num_rows)
+            # Row counts rounded up to powers of two: a handful of compiled shapes per row length.
+            indices, packing = plan.select_rows(start, stop, min(1 << (stop - start - 1).bit_length(), batch_size))
+            chosen = [features[i].inputs for i in indices]
+            batch, _ = pack_sequences(chosen, packing=packing, pad_token_id=self.tokenizer.pad_token_id)
+            del batch["segment_ids"]
+            outputs = self.forward(batch)
+            pieces = {key: packing.unpack(outputs[key]) for key in self.task.outputs}
+            for j, i in enumerate(indices):
+                features[i].outputs = {key: np.asarray(pieces[key][j]) for key in self.task.outputs}
 
     def _pad_value(self, key: str) -> int:
         return self.tokenizer.pad_token_id if key == "input_ids" else 0
