@@ -146,7 +146,10 @@ class TFBertPreTrainedModel(keras.Model):
             loss = self.compute_head_loss(y_pred, **labels)
         for extra in self.losses:
             loss = loss + tf.cast(extra, loss.dtype)
-        return loss
+        # Under a tf.distribute strategy Keras sums the replicas' gradients, and its own losses divide by
+        # the replica count (keras.losses.Loss does) so that the sum is a mean: the model's loss must too.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return loss / replicas if replicas > 1 else loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if y is None and isinstance(x, Mapping) and self.label_names and self.label_names[0] in x:
