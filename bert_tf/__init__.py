@@ -45,6 +45,7 @@ from .auto import *  # noqa: E402,F401,F403
 from .attention import eager_attention, fused_attention, make_attention_bias  # noqa: E402
 from .compiled import DEFAULT_BUCKETS, CompiledCall, bucket_dataset, bucket_length  # noqa: E402
 from .base import TFBertPreTrainedModel, named_weights  # noqa: E402
+from .export import write_converted, write_tf_h5  # noqa: E402
 from .loading import canonical_tensors  # noqa: E402
 from .models import (  # noqa: E402
     TFBertForMaskedLM,
@@ -57,6 +58,8 @@ from .models import (  # noqa: E402
     TFBertLMHeadModel,
     TFBertModel,
 )
+from .serving import export_savedmodel  # noqa: E402
+from .tokenizer import TFBertTokenizer  # noqa: E402
 
 # The unprefixed names, so code can be written once for the three backends.
 BertModel = TFBertModel
@@ -98,6 +101,10 @@ __all__ = [
     "bucket_length",
     "bucket_dataset",
     "canonical_tensors",
+    "TFBertTokenizer",
+    "export_savedmodel",
+    "write_converted",
+    "write_tf_h5",
     "eager_attention",
     "fused_attention",
     "make_attention_bias",
