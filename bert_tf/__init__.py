@@ -60,6 +60,7 @@ from .models import (  # noqa: E402
 )
 from .serving import export_savedmodel  # noqa: E402
 from .tokenizer import TFBertTokenizer  # noqa: E402
+from .pipeline import pipeline  # noqa: E402
 
 # The unprefixed names, so code can be written once for the three backends.
 BertModel = TFBertModel
@@ -73,6 +74,7 @@ BertForTokenClassification = TFBertForTokenClassification
 BertForQuestionAnswering = TFBertForQuestionAnswering
 
 __all__ = [
+    "pipeline",
     "BertConfig",
     "TFBertModel",
     "TFBertForPreTraining",

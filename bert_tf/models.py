@@ -281,10 +281,15 @@ class TFBertForMaskedLM(_TFBertHead):
         self._finish_init()
 
     def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None,
-             training=False):
-        """``labels (batch, seq)``, -100 where no token is predicted; logits ``(batch, seq, vocab)``."""
-        encoded = self._encode(locals(), training)
+             inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
+             output_attentions=None, output_hidden_states=None, return_dict=None, training=False):
+        """``labels (batch, seq)``, -100 where no token is predicted; logits ``(batch, seq, vocab)``.
+
+        ``encoder_hidden_states`` / ``encoder_attention_mask`` feed cross-attention (a config with
+        ``add_cross_attention``), as in :meth:`TFBertModel.call`.
+        """
+        encoded = self._encode(locals(), training, encoder_hidden_states=encoder_hidden_states,
+                               encoder_attention_mask=encoder_attention_mask)
         logits = self.cls(encoded.last_hidden_state, self._word_embeddings())
         output = out.MaskedLMOutput(logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
         if labels is not None:

@@ -1,8 +1,7 @@
 """Drift test: every implemented backend exposes bert_torch's class names, forward arguments and parameter paths.
 
 ``BACKENDS`` holds one entry per backend that exists; a backend joins by adding
-one function returning a :class:`Backend` (see the ``tf`` / ``flax`` notes at the
-end). bert_torch is the reference for parameter paths; the forward arguments are
+one function returning a :class:`Backend` (``_torch``, ``_tf``, ``_flax``). bert_torch is the reference for parameter paths; the forward arguments are
 the transformers 4.x signatures, written out below as the contract.
 """
 
@@ -101,11 +100,23 @@ def _flax() -> Backend:
     return Backend(bert_flax, lambda head: head.flax_name, forward_args, parameter_paths, cache_by_collection=True)
 
 
+def _tf() -> Backend:
+    import bert_tf
+
+    def forward_args(cls: type) -> list[tuple[str, bool]]:
+        return _signature(cls.call, skip=("self", "training"))
+
+    def parameter_paths(cls: type, config: BertConfig) -> set[str]:
+        # Every weight exists once the model is constructed; the paths are the layers' attribute names.
+        return {from_framework_key(path, "keras")[0] for path in cls(config).named_weights()}
+
+    return Backend(bert_tf, lambda head: head.tf_class_name, forward_args, parameter_paths)
+
+
 BACKENDS: dict[str, Callable[[], Backend]] = {
     "torch": _torch,
+    "tf": _tf,
     "flax": _flax,
-    # "tf": _tf,      one entry when bert_tf lands: TF-prefixed names, `call` minus `training`,
-    #                 built-layer weight paths mapped with from_framework_key(path, "keras").
 }
 
 

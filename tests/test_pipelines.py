@@ -9,6 +9,7 @@ are added with seeded random weights and saved, so both sides load one file.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import subprocess
@@ -21,13 +22,19 @@ import transformers
 from conversion.parity import head_checkpoint
 from test_pipelines_core import LABELS, NER_TEXTS, SENTENCES, assert_same
 
-FRAMEWORKS = ("torch", "flax")
+FRAMEWORKS = ("torch", "tf", "flax")
 QA = [{"question": "Who described photosynthesis?", "context": "Photosynthesis was first described by Jan Ingenhousz in 1779. " * 8},
       {"question": "When?", "context": "It happened in Paris in 1889, during the exhibition."}]  # fmt: skip
 
 
 def backend(framework):
     return importlib.import_module(f"bert_{framework}")
+
+
+@functools.cache
+def cached(framework, task, directory, **options):
+    """One pipeline per backend, task and checkpoint for the module: TF and Flax compile once, not per test."""
+    return backend(framework).pipeline(task, model=directory, **options)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +62,7 @@ def reference(task, directory, **kwargs):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_fill_mask(framework, heads):
-    ours = backend(framework).pipeline("fill-mask", model=heads["masked-lm"], batch_size=3)
+    ours = cached(framework, "fill-mask", heads["masked-lm"], batch_size=3)
     theirs = reference("fill-mask", heads["masked-lm"])
     assert_same(ours(SENTENCES), [theirs(s) for s in SENTENCES])
     assert_same(ours(SENTENCES[1], top_k=2, targets=["paris", "rome"]), theirs(SENTENCES[1], top_k=2, targets=["paris", "rome"]))
@@ -65,14 +72,14 @@ def test_fill_mask(framework, heads):
 def test_sentence_embeddings_equal_sentence_transformers(framework, real_model_dir):
     sentence_transformers = pytest.importorskip("sentence_transformers")
     texts = NER_TEXTS + [SENTENCES[2], "word " * 300]
-    ours = backend(framework).pipeline("sentence-embeddings", model=real_model_dir)(texts)
+    ours = cached(framework, "sentence-embeddings", real_model_dir)(texts)
     expected = sentence_transformers.SentenceTransformer(str(real_model_dir), device="cpu").encode(texts)
     assert np.abs(ours - expected).max() <= 1e-5
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_feature_extraction(framework, real_model_dir):
-    ours = backend(framework).pipeline("feature-extraction", model=real_model_dir)(NER_TEXTS)
+    ours = cached(framework, "feature-extraction", real_model_dir)(NER_TEXTS)
     theirs = reference("feature-extraction", real_model_dir)(NER_TEXTS)
     for mine, ref in zip(ours, theirs):
         assert np.asarray(mine).shape == np.asarray(ref).shape and np.abs(np.asarray(mine) - np.asarray(ref)).max() <= 1e-4
@@ -80,7 +87,7 @@ def test_feature_extraction(framework, real_model_dir):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_text_classification(framework, heads):
-    ours = backend(framework).pipeline("sentiment-analysis", model=heads["sequence-classification"])
+    ours = cached(framework, "sentiment-analysis", heads["sequence-classification"])
     theirs = reference("text-classification", heads["sequence-classification"])
     assert_same(ours(NER_TEXTS), theirs(NER_TEXTS))
     assert_same(ours(NER_TEXTS, top_k=None), theirs(NER_TEXTS, top_k=None))
@@ -89,7 +96,7 @@ def test_text_classification(framework, heads):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("strategy", ["none", "simple", "first", "average", "max"])
 def test_token_classification(framework, strategy, heads):
-    ours = backend(framework).pipeline("ner", model=heads["token-classification"])
+    ours = cached(framework, "ner", heads["token-classification"])
     theirs = reference("token-classification", heads["token-classification"], aggregation_strategy=strategy)
     expected = theirs(NER_TEXTS)
     assert sum(map(len, expected)) > 3
@@ -99,8 +106,8 @@ def test_token_classification(framework, strategy, heads):
 @pytest.mark.parametrize("framework", [f for f in FRAMEWORKS if f != "torch"])
 def test_question_answering_equals_torch(framework, heads):
     """`transformers` 5.x has no QA pipeline; the torch pipeline is checked against 4.57.6 in test_pipelines_core."""
-    torch_qa = backend("torch").pipeline("question-answering", model=heads["question-answering"])
-    ours = backend(framework).pipeline("question-answering", model=heads["question-answering"])
+    torch_qa = cached("torch", "question-answering", heads["question-answering"])
+    ours = cached(framework, "question-answering", heads["question-answering"])
     for options in ({}, {"top_k": 3, "max_answer_len": 5, "doc_stride": 16, "max_seq_len": 48}):
         assert_same(ours(QA, **options), torch_qa(QA, **options))
 
@@ -119,3 +126,41 @@ def test_tribert_run_fill_mask_from_stdin(framework, heads):
     expected = reference("fill-mask", heads["masked-lm"])("The capital of France is [MASK].")
     assert [r["token"] for r in results[2]] == [r["token"] for r in expected]
     assert "line 2" in proc.stderr
+
+
+def test_tf_pipeline_traces_once_for_a_stream_of_inputs(real_model_dir):
+    """The TF forward is one compiled tf.function: inputs of varied lengths and counts reuse its one trace."""
+    pipe = backend("tf").pipeline("sentence-embeddings", model=real_model_dir, batch_size=4, jit_compile=False)
+    stream = ["short", "a somewhat longer sentence about plants and light", "word " * 20, NER_TEXTS[0], NER_TEXTS[1]]
+    one_by_one = np.stack([pipe(text) for text in stream])
+    assert np.abs(pipe(stream) - one_by_one).max() <= 1e-5  # rows padded to a power of two change nothing
+    assert pipe.compiled.traced_count() == 1
+    xla = cached("tf", "sentence-embeddings", real_model_dir)
+    assert np.abs(xla(stream) - one_by_one).max() <= 1e-5 and xla.compiled.jit_compile
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_tf_pipeline_dtype_names_and_tf_dtypes(dtype, real_model_dir):
+    import tensorflow as tf
+
+    by_dtype = backend("tf").pipeline("sentence-embeddings", model=real_model_dir, dtype=getattr(tf, dtype), jit_compile=False)
+    assert by_dtype.compiled.model.compute_dtype == dtype
+    low = by_dtype(NER_TEXTS)
+    assert low.dtype == np.float32 and np.isfinite(low).all()
+    # Normalised embeddings: the low-precision ones stay within the dtype's rounding of float32's.
+    reference_embeddings = cached("tf", "sentence-embeddings", real_model_dir)(NER_TEXTS)
+    assert 0 < np.abs(low - reference_embeddings).max() <= {"bfloat16": 3e-2, "float16": 5e-3}[dtype]
+
+
+def test_tf_pipeline_device_places_the_weights(real_model_dir):
+    pipe = backend("tf").pipeline("feature-extraction", model=real_model_dir, device="cpu", jit_compile=False)
+    assert all("CPU" in w.value.device for w in pipe.compiled.model.weights)
+    expected = cached("tf", "feature-extraction", real_model_dir)(NER_TEXTS[0])
+    assert np.abs(np.asarray(pipe(NER_TEXTS[0])) - np.asarray(expected)).max() <= 1e-5
+
+
+def test_tf_pipeline_rejects_an_unknown_dtype_before_loading(tmp_path):
+    from bert_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="float8"):
+        backend("tf").pipeline("fill-mask", model=tmp_path / "missing", dtype="float8")

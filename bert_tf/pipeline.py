@@ -1,0 +1,114 @@
+"""``pipeline()`` for TensorFlow: the shared pipeline code (bert_core.pipelines) with an XLA-compiled forward pass.
+
+The shared engine pads every batch to a shape bucket (bert_core.pipelines.bucket_length);
+the forward runs through :class:`bert_tf.compiled.CompiledCall` built on those same
+buckets, and the rows of a partial batch are padded to a power of two, so a
+stream of inputs traces one ``tf.function`` and XLA compiles one program per
+(row bucket, length bucket), never one per input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from bert_core.heads import get_head
+from bert_core.pipelines import Pipeline, bucket_length, build_pipeline, resolve_parts
+
+from . import models
+from .compiled import CompiledCall
+from .loading import resolve_dtype
+
+__all__ = ["pipeline"]
+
+_FIELDS = ("logits", "last_hidden_state", "start_logits", "end_logits")
+
+
+def _device(device: Any) -> str | None:
+    """``None`` -> TensorFlow's own placement; "cpu" / "gpu" / "cuda" -> the first of that kind; an int or "0" -> that GPU."""
+    if device is None:
+        return None
+    if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
+        return "/CPU:0" if int(device) < 0 else f"/GPU:{int(device)}"
+    name = str(device).lower()
+    if name in ("cpu", "gpu", "tpu"):
+        return f"/{name.upper()}:0"
+    if name == "cuda":
+        return "/GPU:0"
+    return str(device)  # a full TensorFlow device string such as "/job:localhost/device:GPU:1"
+
+
+def _buckets(config: Any) -> tuple[int, ...]:
+    """The lengths the shared engine pads to, up to the position table (so CompiledCall never pads further)."""
+    longest = max(int(getattr(config, "max_position_embeddings", 512) or 512), 16)
+    return tuple(sorted({bucket_length(n) for n in range(1, longest + 1)} | {longest}))
+
+
+def _pad_rows(batch: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """Append fully padded rows (``attention_mask`` 0) up to ``rows``.
+
+    XLA compiles per shape, batch size included: rounding the last, partial batch of
+    a call up to a power of two keeps the programs per length bucket at
+    log2(batch_size) + 1. A fully padded row stays finite (the one mask rule) and is dropped.
+    """
+    extra = rows - len(batch["input_ids"])
+    if extra <= 0:
+        return batch
+    return {k: np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
+
+
+def pipeline(
+    task: str,
+    model: str | os.PathLike | Any = None,
+    tokenizer: Any = None,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+    batch_size: int = 8,
+    jit_compile: bool = True,
+) -> Pipeline:
+    """A task pipeline on a Keras model, as ``transformers.pipeline`` gives it.
+
+    Args:
+        task: "fill-mask", "feature-extraction", "sentence-embeddings",
+            "text-classification" (alias "sentiment-analysis"),
+            "token-classification" (alias "ner") or "question-answering".
+        model: a directory, a hub id, a loaded ``bert_tf`` model, or ``None``
+            for the embedded all-MiniLM-L6-v2.
+        tokenizer: a tokenizer or where to load one (default: the model's).
+        device: "cpu", "gpu", a GPU index or a TensorFlow device string; the
+            weights are created and the forward runs there (a model passed in
+            keeps the placement of its variables).
+        dtype: "float32" (default), "bfloat16", "float16" (or "mixed_bfloat16"),
+            or the ``tf`` dtype; ignored for a model passed in.
+        batch_size: rows per forward pass (inputs are sorted by length first).
+        jit_compile: compile the forward with XLA (default) or run it as a plain graph.
+
+    Returns:
+        A callable :class:`bert_core.pipelines.Pipeline`.
+    """
+    target = _device(device)
+    policy = resolve_dtype(dtype)  # a bad name fails before any file is read
+    placement = (lambda: tf.device(target)) if target else contextlib.nullcontext
+
+    def load(head: str, path: Any) -> Any:
+        with placement():
+            return getattr(models, get_head(head).tf_class_name).from_pretrained(path, dtype=policy)
+
+    name, net, tok, path = resolve_parts(task, model, tokenizer, load)
+    call = CompiledCall(net, jit_compile=jit_compile, buckets=_buckets(net.config))
+
+    def forward(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = len(batch["input_ids"])
+        with placement():
+            out = call(**_pad_rows(batch, 1 << (rows - 1).bit_length()))
+        return {k: tf.cast(out[k][:rows], tf.float32).numpy() for k in _FIELDS if out.get(k) is not None}
+
+    result = build_pipeline(name, tokenizer=tok, config=net.config, forward=forward, model_dir=path,
+                            batch_size=batch_size, bucket=True, framework="tf")
+    result.compiled = call  # its traced_count() shows how many graphs the stream has cost
+    return result
