@@ -8,7 +8,8 @@ cross-framework check. Each ``finetune_<framework>.py`` adds only its own traini
     ...load, train args.steps steps, save_pretrained(args.out)... # 3.-4. framework-specific
     check_other_frameworks(args.out, test, logits, ours="torch")  # 5. same logits everywhere else
 
-A TensorFlow recipe is one more file of that shape (the check already loads ``bert_tf`` when present).
+``finetune_torch.py``, ``finetune_tf.py`` and ``finetune_flax.py`` are the three; each one's check loads the
+saved directory in the other two (and ``transformers``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ import pytest
 from harness import TOL
 
 ROOT = Path(__file__).resolve().parent.parent
-RECIPES = {"torch": ["flax", "transformers"], "flax": ["torch", "transformers"]}
+#: recipe -> where its saved checkpoint must load with the same logits.
+RECIPES = {"torch": ["tf", "flax", "transformers"], "tf": ["torch", "flax", "transformers"],
+           "flax": ["torch", "tf", "transformers"]}
 
 
 def run_recipe(framework, *args, tmp_path):
