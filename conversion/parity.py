@@ -132,8 +132,13 @@ def run_framework(framework: str, directory: Path, head: str, inputs: dict[str, 
         with torch.no_grad():
             return flatten_outputs(model(**{k: torch.from_numpy(v).to(target) for k, v in inputs.items()}, **options))
     if framework == "tf":
-        model = cls.from_pretrained(directory, dtype=dtype)
-        return flatten_outputs(model(**inputs, training=False, **options))
+        import tensorflow as tf
+
+        # Weights are created, and the forward runs, on the asked device ("cpu" / "gpu" / "gpu:1").
+        name, _, index = device.partition(":")
+        with tf.device(f"/{name.upper()}:{index or 0}"):
+            model = cls.from_pretrained(directory, dtype=dtype)
+            return flatten_outputs(model(**{k: tf.constant(v) for k, v in inputs.items()}, training=False, **options))
     import jax.numpy as jnp
 
     model = cls.from_pretrained(directory, dtype=getattr(jnp, dtype))

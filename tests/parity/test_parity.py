@@ -24,7 +24,7 @@ from conversion.parity import REFERENCE, TOLERANCE, compare, head_checkpoint, ma
 from conversion.safetensors_io import save_checkpoint
 from harness import real_checkpoint_dir, tiny_config_dict
 
-FRAMEWORKS = ("torch", "flax")
+FRAMEWORKS = ("torch", "tf", "flax")
 PAIRS = [*itertools.combinations(FRAMEWORKS, 2), *((f, REFERENCE) for f in FRAMEWORKS)]
 DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("gpu", id="gpu", marks=pytest.mark.gpu)]
 _WORK = Path(tempfile.mkdtemp(prefix="tribert-parity-tests-"))
