@@ -52,11 +52,12 @@ def _model_scope(head: str) -> str:
 def _legacy_name(canonical: str) -> tuple[str, str, bool]:
     """Canonical key (``bert.``-prefixed) -> (4.x layer, 4.x variable path without scope, transpose)."""
     key, transpose = to_framework_key(canonical, "keras")
-    key = re.sub(r"word_embeddings\.embeddings$", "word_embeddings.weight", key)
-    key = re.sub(r"(^|\.)layer\.(\d+)\.", r"\1layer_._\2.", key)
-    key = re.sub(r"^cls\.(predictions)\.", r"mlm___cls.\1.", key)
-    key = re.sub(r"^cls\.(seq_relationship)\.", r"nsp___cls.\1.", key)
-    return key.split(".", 1)[0], key.replace(".", "/") + ":0", transpose
+    path = key.replace(".", "/")
+    path = re.sub(r"word_embeddings/embeddings$", "word_embeddings/weight", path)
+    path = re.sub(r"(^|/)layer/(\d+)/", r"\1layer_._\2/", path)
+    path = re.sub(r"^cls/(predictions)/", r"mlm___cls/\1/", path)
+    path = re.sub(r"^cls/(seq_relationship)/", r"nsp___cls/\1/", path)
+    return path.split("/", 1)[0], path + ":0", transpose
 
 
 def _ordered(tensors: Mapping[str, np.ndarray], config: BertConfig, head: str) -> list[str]:
