@@ -175,9 +175,10 @@ def convert(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        # Side files first: the SavedModel writer builds its in-graph tokenizer from them.
+        _copy_side_files(source, tmp, Path(config_path) if config_path else None)
         written = TARGET_FORMATS[to](canonical, config, head, tmp, max_shard_size)
         config.save_pretrained(tmp)
-        _copy_side_files(source, tmp, Path(config_path) if config_path else None)
         info = manifest(canonical, config)
         info |= {"source": str(src), "source_format": source.format, "target_format": to, "head": head}
         (tmp / MANIFEST_NAME).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
