@@ -151,7 +151,7 @@ def make_train_step(model: TFBertPreTrainedModel, optimizer, strategy: tf.distri
         count = _label_count(model, labels)
         share = count / context.all_reduce(_SUM, count)
         with tf.GradientTape() as tape:
-            outputs = model(**batch, training=True)
+            outputs = model(**batch, training=True, return_dict=True)
             loss = tf.cast(outputs.loss, tf.float32) * share
             for extra in model.losses:  # regularisers: once over all the replicas
                 loss = loss + tf.cast(extra, tf.float32) / strategy.num_replicas_in_sync
