@@ -11,21 +11,27 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from bert_core.heads import get_head
-from bert_core.pipelines import Pipeline, bucket_length, build_pipeline, resolve_parts
+from bert_core.pipelines import Pipeline, PipelineError, bucket_length, build_pipeline, resolve_parts
 
 from . import models
 from .compiled import CompiledCall
+from .export import KERAS_FILE
 from .loading import resolve_dtype
 
 __all__ = ["pipeline"]
 
 _FIELDS = ("logits", "last_hidden_state", "start_logits", "end_logits")
+#: Weight files ``from_pretrained`` reads; a directory with none of them but a ``model.keras`` loads that.
+_CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "tf_model.h5",
+                     "flax_model.msgpack")
 
 
 def _device(device: Any) -> str | None:
@@ -40,6 +46,19 @@ def _device(device: Any) -> str | None:
     if name == "cuda":
         return "/GPU:0"
     return str(device)  # a full TensorFlow device string such as "/job:localhost/device:GPU:1"
+
+
+def _load_keras(path: Path, head: str, dtype: Any) -> Any:
+    """The model of a ``tribert convert --to keras`` directory (``model.keras``), checked to be ``head``'s class."""
+    net = keras.saving.load_model(path)
+    cls = getattr(models, get_head(head).tf_class_name)
+    if not isinstance(net, cls):
+        raise PipelineError(f"{path} holds a {type(net).__name__}; this task needs a {cls.__name__} "
+                            f"(convert with --head {head})")
+    if dtype is not None and net.dtype_policy.name != resolve_dtype(dtype):
+        raise PipelineError(f"{path} was saved as {net.dtype_policy.name}; dtype={dtype!r} applies only to "
+                            "canonical checkpoints (convert with --dtype, or load the safetensors)")
+    return net
 
 
 def _buckets(config: Any) -> tuple[int, ...]:
@@ -77,8 +96,9 @@ def pipeline(
         task: "fill-mask", "feature-extraction", "sentence-embeddings",
             "text-classification" (alias "sentiment-analysis"),
             "token-classification" (alias "ner") or "question-answering".
-        model: a directory, a hub id, a loaded ``bert_tf`` model, or ``None``
-            for the embedded all-MiniLM-L6-v2.
+        model: a directory (a canonical checkpoint, or the ``model.keras`` of
+            ``tribert convert --to keras``), a hub id, a loaded ``bert_tf`` model,
+            or ``None`` for the embedded all-MiniLM-L6-v2.
         tokenizer: a tokenizer or where to load one (default: the model's).
         device: "cpu", "gpu", a GPU index or a TensorFlow device string; the
             weights are created and the forward runs there (a model passed in
@@ -97,6 +117,9 @@ def pipeline(
 
     def load(head: str, path: Any) -> Any:
         with placement():
+            keras_file = Path(path) / KERAS_FILE
+            if keras_file.is_file() and not any((Path(path) / n).exists() for n in _CHECKPOINT_FILES):
+                return _load_keras(keras_file, head, dtype)
             return getattr(models, get_head(head).tf_class_name).from_pretrained(path, dtype=policy)
 
     name, net, tok, path = resolve_parts(task, model, tokenizer, load)

@@ -164,3 +164,18 @@ def test_tf_pipeline_rejects_an_unknown_dtype_before_loading(tmp_path):
 
     with pytest.raises(ConfigError, match="float8"):
         backend("tf").pipeline("fill-mask", model=tmp_path / "missing", dtype="float8")
+
+
+def test_tf_pipeline_reads_a_converted_keras_directory(real_model_dir, tmp_path):
+    """`tribert convert --to keras` output (model.keras + side files) runs in the TF pipeline, as the demo does."""
+    from bert_core.pipelines import PipelineError
+    from conversion.convert import convert
+
+    sentence_transformers = pytest.importorskip("sentence_transformers")
+    convert(real_model_dir, "keras", tmp_path / "keras", head="base")
+    assert not (tmp_path / "keras" / "model.safetensors").exists()
+    ours = backend("tf").pipeline("sentence-embeddings", model=tmp_path / "keras", jit_compile=False)(NER_TEXTS)
+    expected = sentence_transformers.SentenceTransformer(str(real_model_dir), device="cpu").encode(NER_TEXTS)
+    assert np.abs(ours - expected).max() <= 1e-5
+    with pytest.raises(PipelineError, match="holds a TFBertModel.*--head masked-lm"):
+        backend("tf").pipeline("fill-mask", model=tmp_path / "keras")
