@@ -89,6 +89,7 @@ def pipeline(
     dtype: Any = None,
     batch_size: int = 8,
     jit_compile: bool = True,
+    pack: bool = True,
 ) -> Pipeline:
     """A task pipeline on a Keras model, as ``transformers.pipeline`` gives it.
 
@@ -107,6 +108,8 @@ def pipeline(
             or the ``tf`` dtype; ignored for a model passed in.
         batch_size: rows per forward pass (inputs are sorted by length first).
         jit_compile: compile the forward with XLA (default) or run it as a plain graph.
+        pack: per-token tasks pack several inputs into each row (bert_core.packing: block-diagonal
+            mask, equal outputs, no compute on padding); ``batch_size`` then counts rows.
 
     Returns:
         A callable :class:`bert_core.pipelines.Pipeline`.
@@ -132,6 +135,6 @@ def pipeline(
         return {k: tf.cast(out[k][:rows], tf.float32).numpy() for k in _FIELDS if out.get(k) is not None}
 
     result = build_pipeline(name, tokenizer=tok, config=net.config, forward=forward, model_dir=path,
-                            batch_size=batch_size, bucket=True, framework="tf")
+                            batch_size=batch_size, bucket=True, framework="tf", pack=pack)
     result.compiled = call  # its traced_count() shows how many graphs the stream has cost
     return result
