@@ -71,6 +71,7 @@ def _regex_split(text: tf.Tensor, delim: str, keep: str) -> tf.RaggedTensor:
     return pieces.with_flat_values(tf.strings.regex_replace(flat, "\ufdd0\ufdd1", "\ufdd0"))
 
 
+@keras.saving.register_keras_serializable(package="tribert")
 class TFBertTokenizer(keras.layers.Layer):
     """BERT WordPiece tokenization as a Keras layer, equal to :class:`tokenization.BertTokenizerFast`.
 

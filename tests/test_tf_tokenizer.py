@@ -142,6 +142,15 @@ def test_get_config_round_trips_every_setting(tokenizers):
     assert tuned(CORPUS)["input_ids"].shape == (len(CORPUS), 9)
 
 
+def test_a_keras_model_holding_it_round_trips_through_a_keras_file(tokenizers, tmp_path):
+    ours, ref = tokenizers["uncased"]
+    text = keras.Input(shape=(), dtype="string")
+    keras.Model(text, ours(text, max_length=16)).save(tmp_path / "tokenize.keras")
+    again = keras.models.load_model(tmp_path / "tokenize.keras")
+    expected = ref(CORPUS, truncation=True, max_length=16, padding="longest")
+    assert not _mismatches(again(tf.constant(CORPUS)), expected, CORPUS, LABELS)
+
+
 def test_runs_in_a_tf_function_with_any_batch_size(tokenizers):
     ours, ref = tokenizers["uncased"]
     first, second = map(list, zip(*PAIRS))
