@@ -23,6 +23,12 @@ import pytest
 #: rounding (eps 7.8e-3 / 9.8e-4) on O(1) activations after a small stack.
 TOL = {"float32": 1e-5, "bfloat16": 6e-2, "float16": 1e-2}
 
+#: The relative part of a closeness claim, ``|a - b| <= TOL + RTOL * max(|a|, |b|)`` (``assert_close``):
+#: torch.testing's defaults per dtype. On O(1) values it adds nothing to TOL; on large real-checkpoint
+#: logits (~6, where a float32 ulp is 5e-7) it allows the ~10 ulps by which any two float32
+#: implementations differ -- transformers itself is 9e-6 from the float64 result there.
+RTOL = {"float32": 1.3e-6, "bfloat16": 1.6e-2, "float16": 1e-3}
+
 
 def to_numpy(x: Any) -> Any:
     """Convert a tensor (torch, tf, jax, numpy) or a nest of them to float64 numpy."""
@@ -59,6 +65,30 @@ def max_abs_diff(a: Any, b: Any, mask: Any = None) -> float:
         m = np.broadcast_to(np.asarray(mask, dtype=bool).reshape(mask.shape + (1,) * (diff.ndim - np.ndim(mask))),
                             diff.shape)
         diff = diff[m]
+    return float(diff.max()) if diff.size else 0.0
+
+
+def assert_close(actual: Any, expected: Any, dtype: str = "float32", *, atol: float | None = None,
+                 rtol: float | None = None, mask: Any = None) -> float:
+    """Assert ``|actual - expected| <= atol + rtol * max(|actual|, |expected|)`` elementwise; returns max |diff|.
+
+    ``atol`` / ``rtol`` default to ``TOL[dtype]`` / ``RTOL[dtype]``; ``mask`` (1 = compare) as in ``max_abs_diff``.
+    The message names the worst element's two values and the bound it broke.
+    """
+    atol = TOL[dtype] if atol is None else atol
+    rtol = RTOL[dtype] if rtol is None else rtol
+    a, b = to_numpy(actual), to_numpy(expected)
+    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
+    if mask is not None:
+        m = np.broadcast_to(np.asarray(mask, dtype=bool).reshape(np.shape(mask) + (1,) * (a.ndim - np.ndim(mask))),
+                            a.shape)
+        a, b = a[m], b[m]
+    diff = np.abs(a - b)
+    bound = atol + rtol * np.maximum(np.abs(a), np.abs(b))
+    if diff.size and not (diff <= bound).all():
+        i = int(np.argmax(diff - bound))
+        raise AssertionError(f"not close: |{a.flat[i]:.9g} - {b.flat[i]:.9g}| = {diff.flat[i]:.3g} > "
+                             f"{bound.flat[i]:.3g} (atol {atol:g} + rtol {rtol:g} * magnitude); max |diff| {diff.max():.3g}")
     return float(diff.max()) if diff.size else 0.0
 
 
