@@ -1,4 +1,4 @@
-"""Peak memory of loading / converting a bert-base-sized checkpoint, per framework, against transformers.
+"""Peak memory and time of loading / converting a bert-base-sized checkpoint, per framework, against transformers.
 
 Usage:
     python benchmarks/load_memory.py [--jobs convert,transformers,torch,tf,flax] [--json out.json]
@@ -7,13 +7,15 @@ A random bert-base checkpoint (110M float32 parameters, ~440 MB) is written
 once; each job then runs in a fresh subprocess which imports its framework,
 resets the kernel's peak-RSS counter (/proc/self/clear_refs), loads or
 converts, and reports ``peak RSS - RSS before loading`` as a multiple of the
-weights' size. Linux only. The target (issue 6): <= ~1.1x.
+weights' size, and the seconds the load took (imports excluded). Linux only.
+The target (issue 6): <= ~1.1x.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -29,7 +31,7 @@ JOBS = {
 }
 
 CHILD = """
-import os, sys
+import os, sys, time
 from pathlib import Path
 SRC, OUT = Path({src!r}), Path({out!r})
 {imports}
@@ -40,8 +42,9 @@ def rss(field):
             return int(line.split()[1]) * 1024
 before = rss('VmRSS:')
 open('/proc/self/clear_refs', 'w').write('5')  # reset VmHWM to the current RSS
+start = time.perf_counter()
 {load}
-print(rss('VmHWM:') - before)
+print(rss('VmHWM:') - before, time.perf_counter() - start)
 """
 
 
@@ -78,12 +81,14 @@ def main() -> None:
             if proc.returncode != 0:
                 results[job] = {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
             else:
-                peak = int(proc.stdout.strip().splitlines()[-1])
-                results[job] = {"peak_above_baseline_mb": round(peak / 2**20, 1), "ratio_to_weights": round(peak / size, 3)}
+                peak, seconds = proc.stdout.strip().splitlines()[-1].split()
+                results[job] = {"peak_above_baseline_mb": round(int(peak) / 2**20, 1),
+                                "ratio_to_weights": round(int(peak) / size, 3), "seconds": round(float(seconds), 2)}
             print(f"{job:<14} {json.dumps(results[job])}", flush=True)
-    report = {"weights_mb": round(size / 2**20, 1), "results": results, "command": " ".join(["python", *sys.argv])}
+    report = {"weights_mb": round(size / 2**20, 1), "results": results, "command": shlex.join(["python", *sys.argv])}
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":

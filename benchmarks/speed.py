@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import sys
@@ -111,7 +112,7 @@ def run(args) -> dict:
     if unknown:
         raise SystemExit(f"unknown implementation(s) {unknown}; choose from {', '.join(IMPLS)}")
     report: dict = {"machine": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "command": " ".join(["python", *sys.argv]),
+                    "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "command": shlex.join(["python", *sys.argv]),
                     "model": args.model, "repeats": args.repeats, "note": args.note}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="tribert-speed-") as tmp:
         config, directory = write_checkpoint(Path(tmp), args.model)
