@@ -89,6 +89,21 @@ def relative_links(prose: list[str]) -> list[str]:
     return targets
 
 
+def inline_code(prose: list[str]) -> Counter[str]:
+    """Every inline code span (API names, file names, values), counted."""
+    return Counter(m.group(2) for line in prose for m in _CODE_SPAN.finditer(line))
+
+
+def numbers(prose: list[str]) -> Counter[str]:
+    """Every number written in prose outside code spans (figures, versions), counted."""
+    return Counter(n for line in prose for n in _NUMBER.findall(_CODE_SPAN.sub("", line)))
+
+
+def table_shapes(prose: list[str]) -> list[int]:
+    """The cell count of every table row, in page order."""
+    return [len(re.split(r"(?<!\\)\|", line.strip())) - 2 for line in prose if line.lstrip().startswith("|")]
+
+
 def read(path: Path) -> tuple[list[str], list[str]]:
     """Parse one page (UTF-8)."""
     assert path.is_file(), f"{path.relative_to(DOCS.parent)} does not exist"
@@ -139,21 +154,6 @@ def test_same_code_blocks(name: str) -> None:
     assert len(zh) == len(en), f"docs/{name} has {len(en)} code blocks, docs/zh/{name} {len(zh)}"
     for index, (a, b) in enumerate(zip(en, zh)):
         assert a == b, f"code block {index} of docs/zh/{name} differs from docs/{name}:\n{a}\n---\n{b}"
-
-
-def inline_code(prose: list[str]) -> Counter[str]:
-    """Every inline code span (API names, file names, values), counted."""
-    return Counter(m.group(2) for line in prose for m in _CODE_SPAN.finditer(line))
-
-
-def numbers(prose: list[str]) -> Counter[str]:
-    """Every number written in prose outside code spans (figures, versions), counted."""
-    return Counter(n for line in prose for n in _NUMBER.findall(_CODE_SPAN.sub("", line)))
-
-
-def table_shapes(prose: list[str]) -> list[int]:
-    """The cell count of every table row, in page order."""
-    return [len(re.split(r"(?<!\\)\|", line.strip())) - 2 for line in prose if line.lstrip().startswith("|")]
 
 
 @pytest.mark.parametrize("name", ENGLISH_PAGES)
