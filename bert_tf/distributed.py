@@ -40,7 +40,7 @@ import tensorflow as tf
 
 from bert_core.errors import ConfigError
 
-from .base import TFBertPreTrainedModel
+from .base import TFBertPreTrainedModel, dense_gradients
 from .models import TFBertForPreTraining, TFBertForQuestionAnswering, TFBertLMHeadModel
 
 __all__ = ["from_pretrained", "shard_batch", "make_train_step", "save_pretrained", "is_chief"]
@@ -155,9 +155,8 @@ def make_train_step(model: TFBertPreTrainedModel, optimizer, strategy: tf.distri
             loss = tf.cast(outputs.loss, tf.float32) * share
             for extra in model.losses:  # regularisers: once over all the replicas
                 loss = loss + tf.cast(extra, tf.float32) / strategy.num_replicas_in_sync
-        # Embedding gradients come as IndexedSlices with one row per token occurrence; Keras' Adam squares
-        # each row on its own, so a repeated token gets a wrong second moment: sum them into dense tensors.
-        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, variables)]
+        # Embedding gradients summed into dense tensors, as in fit (Keras' Adam mishandles repeated rows).
+        gradients = dense_gradients(tape.gradient(loss, variables))
         metrics = {"loss": loss}
         if max_grad_norm or return_gradients:
             # The global norm needs the summed gradients; Keras' optimizer sums the replicas' gradients
