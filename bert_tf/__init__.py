@@ -44,7 +44,7 @@ from . import auto as _auto  # noqa: E402
 from .auto import *  # noqa: E402,F401,F403
 from .attention import eager_attention, fused_attention, make_attention_bias  # noqa: E402
 from .compiled import DEFAULT_BUCKETS, CompiledCall, bucket_dataset, bucket_length  # noqa: E402
-from .base import TFBertPreTrainedModel, named_weights  # noqa: E402
+from .base import TFBertPreTrainedModel, dense_gradients, named_weights  # noqa: E402
 from .export import write_converted, write_tf_h5  # noqa: E402
 from .loading import canonical_tensors  # noqa: E402
 from .models import (  # noqa: E402
@@ -98,6 +98,7 @@ __all__ = [
     "TFBertForPreTrainingOutput",
     *_auto.__all__,
     "named_weights",
+    "dense_gradients",
     "CompiledCall",
     "DEFAULT_BUCKETS",
     "bucket_length",
