@@ -4,7 +4,11 @@ Loading: ``conversion.resolve_checkpoint`` (safetensors, sharded, ``pytorch_mode
 ``tf_model.h5`` and ``flax_model.msgpack`` through ``conversion.formats``) ->
 ``conversion.match_state`` (prefixes, legacy names, tied decoder, shape checks)
 -> each canonical tensor is mapped by ``conversion.rules`` to its Flax path and
-copied once into a JAX array. Saving writes the canonical safetensors layout
+copied once into a JAX array: staged in a host buffer block by block
+(``conversion.safetensors_io.read_blocks`` drops each block's file pages once
+copied), largest first, and no random initialisation (the model is built with
+``_do_init=False``, shapes from ``jax.eval_shape``), so peak memory stays at one
+copy of the weights plus one staging buffer (``tests/test_load_memory.py``). Saving writes the canonical safetensors layout
 (no torch needed), so a Flax model loads in PyTorch, Keras and ``transformers``.
 """
 
@@ -25,6 +29,7 @@ from bert_core.errors import CheckpointError
 from conversion import from_framework, from_framework_key, match_state, resolve_checkpoint, save_checkpoint
 from conversion import to_framework_key
 from conversion.rules import TIED_KEYS
+from conversion.safetensors_io import read_blocks
 
 from .scan import scan_to_unscanned_params
 
@@ -45,6 +50,26 @@ def _canonical_model_shapes(model) -> dict[str, tuple[int, ...]]:
         if source in shapes:
             shapes[tied] = shapes[source]
     return shapes
+
+
+def _params_from(tensors, report, shapes: dict[str, tuple[int, ...]], param_dtype) -> dict:
+    """The parameter tree of ``report``'s assignments, one JAX array per leaf, largest first.
+
+    Each leaf is staged in a host buffer of its canonical shape and ``param_dtype`` (numpy's cast, as
+    ``jnp.asarray(array, dtype)`` does), filled block by block, and handed to ``jax.device_put``;
+    after the transfer the buffer is dropped, so it is reused by the next, smaller leaf.
+    """
+    # The decoder has no parameters of its own: it reads the word embeddings.
+    order = sorted((t for t in report.assignments if t not in TIED_KEYS), key=lambda t: -int(np.prod(shapes[t])))
+    flat: dict[tuple[str, ...], Any] = {}
+    for target in order:
+        key, transpose = to_framework_key(target, "flax")
+        canonical = np.empty(shapes[target], dtype=param_dtype)
+        for index, block in read_blocks(tensors, report.assignments[target]):
+            canonical[index] = block
+        flat[tuple(key.split("."))] = jax.device_put(canonical.T if transpose else canonical)
+        del canonical
+    return traverse_util.unflatten_dict(flat)
 
 
 def _read_weights(name_or_path, config, hub: dict[str, Any], overrides: dict[str, Any]):
@@ -98,14 +123,7 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
     shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}
     report = match_state(shapes, _canonical_model_shapes(model), ignore_mismatched_sizes=ignore_mismatched_sizes,
                          source=source)
-    flat: dict[tuple[str, ...], Any] = {}
-    for target, checkpoint_key in report.assignments.items():
-        if target in TIED_KEYS:  # the decoder has no parameters of its own: it reads the word embeddings
-            continue
-        key, transpose = to_framework_key(target, "flax")
-        array = np.asarray(tensors[checkpoint_key])
-        flat[tuple(key.split("."))] = jnp.asarray(array.T if transpose else array, dtype=param_dtype)
-    params = traverse_util.unflatten_dict(flat)
+    params = _params_from(tensors, report, _canonical_model_shapes(model), param_dtype)
     if report.missing_keys or report.mismatched_keys:
         params = model.init_weights(jax.random.PRNGKey(seed), model.input_shape, params=params)
     model.params = params

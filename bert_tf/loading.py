@@ -1,8 +1,12 @@
 """``from_pretrained`` / ``save_pretrained`` through ``conversion`` (the canonical safetensors checkpoint).
 
-No torch is needed: the checkpoint is memory-mapped by ``conversion`` and every
-tensor is assigned straight into its Keras variable (transposed for dense
-kernels), so peak memory stays near one copy of the weights plus the model.
+No torch is needed: the checkpoint is memory-mapped by ``conversion``. The
+model is built with its variables left uninitialised (``keras.StatelessScope``),
+so no random weights are drawn and no memory is taken; each variable is then
+created once from its checkpoint tensor, largest first, read block by block
+(``conversion.safetensors_io.read_blocks`` drops each block's file pages once
+copied; dense kernels transposed). Peak memory stays at one copy of the weights
+plus the largest variable's staging buffer (``tests/test_load_memory.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from typing import Any, Mapping
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
 from conversion import match_state, resolve_checkpoint, save_checkpoint
+from conversion.safetensors_io import read_blocks
 
 __all__ = ["from_pretrained", "save_pretrained", "resolve_dtype", "canonical_tensors", "assign_canonical"]
 
@@ -65,6 +71,11 @@ def assign_canonical(model, tensors: Mapping[str, np.ndarray], *, ignore_mismatc
     Raises:
         CheckpointError: shapes disagree (unless ``ignore_mismatched_sizes``), naming every key.
     """
+    return _assign(model, tensors, (), ignore_mismatched_sizes=ignore_mismatched_sizes, source=source)
+
+
+def _assign(model, tensors: Mapping[str, np.ndarray], deferred, *, ignore_mismatched_sizes: bool, source: str):
+    """:func:`assign_canonical`, creating the ``deferred`` (uninitialised) variables from the checkpoint."""
     weights = model.canonical_weights()
     model_shapes = {k: tuple(v.shape)[::-1] if t else tuple(v.shape) for k, (v, t) in weights.items()}
     tied = model.tied_keys()
@@ -73,14 +84,75 @@ def assign_canonical(model, tensors: Mapping[str, np.ndarray], *, ignore_mismatc
     shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}
     report = match_state(shapes, model_shapes, tied=tied, ignore_mismatched_sizes=ignore_mismatched_sizes,
                          source=source)
-    for target, source_key in report.assignments.items():
-        if target in tied:  # shares storage with its target; the checkpoint's copy is redundant
-            continue
+    # Largest first: a staging buffer then fits in the space a smaller one freed, never beside the whole model.
+    order = sorted((t for t in report.assignments if t not in tied),  # tied keys share their target's storage
+                   key=lambda t: -int(np.prod(model_shapes[t])))
+    pending = {id(v) for v in deferred}
+    for target in order:
         variable, transpose = weights[target]
-        array = np.asarray(tensors[source_key])
-        array = array.T if transpose else array
-        variable.assign(array.astype(variable.dtype, copy=False))
+        if id(variable) in pending:
+            _initialize_from(variable, _staged(tensors, report.assignments[target], variable, transpose))
+        else:
+            for index, block in read_blocks(tensors, report.assignments[target]):
+                _assign_block(variable, index, block, transpose)
+    for variable in deferred:  # missing or mismatched weights, seed states: their own initialisers
+        if variable._value is None:
+            variable._deferred_initialize()
     return report
+
+
+def _build_deferred(model_class: type, config: BertConfig, **kwargs):
+    """``(model, variables)``: the model built with every variable left uninitialised (no memory, no random draw).
+
+    Keras defers the variables created in a ``StatelessScope(initialize_variables=False)`` and
+    registers them for a later ``initialize_all_variables``; they are taken off that global list
+    here, so :func:`_assign` creates each one from the checkpoint (or its own initialiser) and
+    no other scope initialises them again. Keras versions without this mechanism build normally.
+    """
+    from keras.src.backend.common import global_state
+
+    if not hasattr(keras.Variable, "_deferred_initialize"):  # pragma: no cover - other Keras versions
+        return model_class(config, **kwargs), []
+    registry = global_state.get_global_attribute("uninitialized_variables", [], set_to_default=True)
+    start = len(registry)
+    with keras.StatelessScope(initialize_variables=False):
+        model = model_class(config, **kwargs)
+    deferred = registry[start:]
+    del registry[start:]
+    return model, deferred
+
+
+def _staged(tensors: Mapping[str, np.ndarray], key: str, variable: keras.Variable, transpose: bool) -> np.ndarray:
+    """The variable's value as a numpy array of its shape and dtype, filled block by block from ``tensors[key]``."""
+    array = np.empty(tuple(variable.shape), dtype=variable.dtype)
+    canonical = array.T if transpose else array
+    for index, block in read_blocks(tensors, key):
+        canonical[index] = block
+    return array
+
+
+def _initialize_from(variable: keras.Variable, array: np.ndarray) -> None:
+    """Create a deferred variable with ``array`` as its value (Keras' own deferred-initialisation path)."""
+    variable._initializer = lambda shape, dtype: array
+    variable._deferred_initialize()
+
+
+def _assign_block(variable: keras.Variable, index: Any, block: np.ndarray, transpose: bool) -> None:
+    """``variable[index] = block`` (``variable.T[index]`` for a transposed kernel), in place."""
+    block = block.astype(variable.dtype, copy=False)
+    resource = variable.value  # the tf.Variable behind the Keras one (outside an autocast scope)
+    if index is ... or not isinstance(resource, tf.Variable):
+        variable.assign(block.T if transpose else block)
+        return
+    # The raw op writes into the variable's buffer; `resource[rows].assign` would first read the whole
+    # variable, and that live read makes the op copy all of it (copy-on-write) for every block.
+    rows = [index.start, index.stop]
+    if transpose:  # canonical rows are the kernel's columns
+        tf.raw_ops.ResourceStridedSliceAssign(ref=resource.handle, begin=[0, rows[0]], end=[0, rows[1]],
+                                              strides=[1, 1], value=block.T, begin_mask=1, end_mask=1)
+    else:
+        tf.raw_ops.ResourceStridedSliceAssign(ref=resource.handle, begin=rows[:1], end=rows[1:], strides=[1],
+                                              value=block)
 
 
 def from_pretrained(
@@ -127,9 +199,9 @@ def from_pretrained(
     checkpoint = resolve_checkpoint(name_or_path, config=config, revision=revision, cache_dir=cache_dir,
                                     local_files_only=local_files_only, token=token, **config_overrides)
     policy = resolve_dtype(dtype, checkpoint.config, checkpoint.tensors)
-    model = model_class(checkpoint.config, dtype=policy, **model_kwargs)
-    report = assign_canonical(model, checkpoint.tensors, ignore_mismatched_sizes=ignore_mismatched_sizes,
-                              source=checkpoint.source)
+    model, deferred = _build_deferred(model_class, checkpoint.config, dtype=policy, **model_kwargs)
+    report = _assign(model, checkpoint.tensors, deferred, ignore_mismatched_sizes=ignore_mismatched_sizes,
+                     source=checkpoint.source)
     name = type(model).__name__
     if report.missing_keys or report.unexpected_keys or report.mismatched_keys:
         logger.warning(report.summary(name))

@@ -1,9 +1,13 @@
 """Read and write the canonical checkpoint: ``model.safetensors``, single or sharded.
 
-Reading memory-maps the file and hands out zero-copy numpy views, so loading
-a checkpoint costs about one copy of the weights (the framework's own). The
-header is validated before any tensor is touched, and every error names the
-file and the tensor. Writing goes to a temp file that is renamed into place,
+Reading memory-maps the file and hands out zero-copy numpy views. A view's
+file pages count in the process's resident memory once touched, so a loader
+that copied whole views would peak at two copies (the mapped file plus the
+framework's own); :func:`read_blocks` hands a tensor out in row blocks and
+drops each block's pages from the process once the loader has copied it, so
+loading peaks at the framework's one copy plus one block. The header is
+validated before any tensor is touched, and every error names the file and
+the tensor. Writing goes to a temp file that is renamed into place,
 so a failure never leaves half a checkpoint.
 """
 
@@ -14,7 +18,7 @@ import mmap
 import os
 import struct
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -26,6 +30,8 @@ __all__ = [
     "SafetensorsFile",
     "ShardedCheckpoint",
     "open_checkpoint",
+    "read_blocks",
+    "BLOCK_BYTES",
     "save_file",
     "save_checkpoint",
 ]
@@ -33,6 +39,8 @@ __all__ = [
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 _MAX_HEADER = 100 * 1024 * 1024
+BLOCK_BYTES = 16 * 1024 * 1024  # per read_blocks block: small next to a weight matrix, large enough to stream
+_PAGE = mmap.PAGESIZE
 
 
 def _dtypes() -> dict[str, np.dtype]:
@@ -120,6 +128,37 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
+    def blocks(self, name: str, max_bytes: int = BLOCK_BYTES) -> Iterator[tuple[Any, np.ndarray]]:
+        """``(index, view)`` blocks of tensor ``name`` along its first axis, each at most ``max_bytes``
+        (one row at least); the pages of a block leave this process's resident memory when the next
+        block is asked for. ``index`` selects the block in an array of the tensor's shape
+        (``slice(start, stop)``; ``...`` for a 0-d tensor).
+        """
+        array = self[name]
+        _, _, begin, end = self._entries[name]
+        begin += self._data_start
+        if array.ndim == 0 or array.shape[0] == 0:
+            yield ..., array
+            self._release(begin, begin + array.nbytes)
+            return
+        row_bytes = max(array.nbytes // array.shape[0], 1)
+        rows = max(max_bytes // row_bytes, 1)
+        for start in range(0, array.shape[0], rows):
+            stop = min(start + rows, array.shape[0])
+            yield slice(start, stop), array[start:stop]
+            self._release(begin + start * row_bytes, begin + stop * row_bytes)
+
+    def _release(self, begin: int, end: int) -> None:
+        """Drop the mapped pages of bytes ``[begin, end)`` from the process (they stay in the page cache).
+
+        The mapping is shared and read-only, so a later read of a dropped page faults it back in
+        from the file: views handed out earlier stay valid.
+        """
+        if self._mmap is None or end <= begin or not hasattr(self._mmap, "madvise"):
+            return  # pragma: no cover - madvise is missing only outside Linux/macOS
+        start = begin - begin % _PAGE  # madvise wants a page-aligned start
+        self._mmap.madvise(mmap.MADV_DONTNEED, start, min(end, len(self._mmap)) - start)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -160,6 +199,10 @@ class ShardedCheckpoint(Mapping[str, np.ndarray]):
     def __getitem__(self, name: str) -> np.ndarray:
         return self._where[name][name]
 
+    def blocks(self, name: str, max_bytes: int = BLOCK_BYTES) -> Iterator[tuple[Any, np.ndarray]]:
+        """:meth:`SafetensorsFile.blocks` of the shard holding ``name``."""
+        return self._where[name].blocks(name, max_bytes)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._where)
 
@@ -181,6 +224,21 @@ def open_checkpoint(directory: str | os.PathLike) -> SafetensorsFile | ShardedCh
     if (directory / SAFE_WEIGHTS_INDEX_NAME).is_file():
         return ShardedCheckpoint(directory / SAFE_WEIGHTS_INDEX_NAME)
     raise CheckpointError(f"no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} in {directory}")
+
+
+def read_blocks(tensors: Mapping[str, np.ndarray], name: str, max_bytes: int = BLOCK_BYTES
+                ) -> Iterator[tuple[Any, np.ndarray]]:
+    """``(index, block)`` pieces of ``tensors[name]`` for a loader to copy into its own array one by one.
+
+    With a memory-mapped checkpoint (:class:`SafetensorsFile`, :class:`ShardedCheckpoint`) each
+    block's file pages are dropped from the process once copied, so a load never holds the mapped
+    file and the framework's copy at once; any other mapping (a ``pytorch_model.bin`` read into
+    numpy) yields the whole tensor as one block. ``dest[index] = block`` rebuilds the tensor in an
+    array of its shape; for a transposed target, ``dest.T[index] = block``.
+    """
+    if hasattr(tensors, "blocks"):
+        return tensors.blocks(name, max_bytes)
+    return iter([(..., np.asarray(tensors[name]))])
 
 
 def _looks_pickled(path: Path) -> bool:

@@ -228,48 +228,8 @@ def test_config_overrides_do_not_touch_the_callers_config(tmp_path):
     assert model.config.problem_type == "regression" and config.problem_type is None
 
 
-_PEAK_SCRIPT = """
-import sys, threading, time
-import bert_torch
-
-def anon():  # resident anonymous memory: the heap, not the page cache of the memory-mapped file
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
-
-bert_torch.BertModel.from_pretrained(sys.argv[2])  # warm-up: one-off costs of imports and the meta device
-base, peak, done = anon(), [0], threading.Event()
-def sample():
-    while not done.is_set():
-        peak[0] = max(peak[0], anon())
-        time.sleep(0.0005)
-thread = threading.Thread(target=sample)
-thread.start()
-model = bert_torch.BertModel.from_pretrained(sys.argv[1])
-done.set()
-thread.join()
-print(max(peak[0], anon()) - base)
-"""
-
-
-@pytest.mark.slow
-def test_loading_peak_memory_is_about_one_copy_of_the_weights(tmp_path):
-    """Peak anonymous memory while loading <= 1.3x the weights (sampled every 0.5 ms): the model is built on
-    the meta device, allocated once, and filled from the memory map (measured 1.00x); a loader that read the
-    checkpoint into a state dict in memory beside the model would need 2x."""
-    import os
-    import subprocess
-    import sys
-
-    config = BertConfig(**tiny_config_dict(vocab_size=30000, hidden_size=512, intermediate_size=2048,
-                                           num_hidden_layers=4, num_attention_heads=8, max_position_embeddings=512))
-    bert_torch.BertModel(config).save_pretrained(tmp_path / "big")
-    bert_torch.BertModel(BertConfig(**tiny_config_dict())).save_pretrained(tmp_path / "tiny")
-    weight_bytes = (tmp_path / "big" / "model.safetensors").stat().st_size
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(tmp_path / "big"), str(tmp_path / "tiny")],
-                            capture_output=True, text=True, env=env, check=True)
-    growth = int(result.stdout.strip().splitlines()[-1])
-    assert growth <= 1.3 * weight_bytes, f"peak grew by {growth / weight_bytes:.2f}x the weights"
+# Peak memory of from_pretrained (one copy of the weights, every backend): tests/test_load_memory.py, which
+# measures peak RSS including the memory-mapped file's pages, as benchmarks/load_memory.py does.
 
 
 def test_constructor_arguments_reach_the_model_and_revisions_resolve(tmp_path, monkeypatch):
