@@ -9,6 +9,8 @@ to -inf).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -21,6 +23,7 @@ __all__ = [
     "ATTN_IMPLEMENTATIONS",
     "eager_attention",
     "sdpa_attention",
+    "varlen_attention",
     "make_attention_bias",
     "BertSelfAttention",
     "BertSelfOutput",
@@ -90,6 +93,34 @@ def sdpa_attention(
     return F.scaled_dot_product_attention(
         query, key, value, attn_mask=attention_bias, dropout_p=dropout if training else 0.0, scale=scaling
     )
+
+
+def varlen_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    offsets: tuple[int, ...],
+    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Attention over packed sequences: run ``offsets[i]:offsets[i + 1]`` attends to itself only.
+
+    The variable-length form of attention, with no mask and no padding: each
+    sequence's slice goes through ``attend`` (:func:`sdpa_attention` or
+    :func:`eager_attention` with the caller's options) as a batch of one.
+
+    Args:
+        query / key / value: ``(heads, tokens, head_dim)``, the real tokens of every sequence end to end.
+        offsets: ``(sequences + 1,)`` python ints, ``0 ... tokens``.
+        attend: ``(q, k, v)`` each ``(1, heads, length, head_dim)`` -> context of the same shape.
+
+    Returns:
+        ``context (heads, tokens, head_dim)``.
+    """
+    contexts = [
+        attend(query[None, :, start:end], key[None, :, start:end], value[None, :, start:end])[0]  # (heads, len, d)
+        for start, end in zip(offsets[:-1], offsets[1:])
+    ]
+    return torch.cat(contexts, dim=1)  # (heads, tokens, head_dim)
 
 
 def make_attention_bias(
@@ -175,6 +206,29 @@ class BertSelfAttention(nn.Module):
             scores = scores + torch.einsum("bhrd,lrd->bhlr", key, distance)
         return scores
 
+    def _attend_packed(self, hidden_states: torch.Tensor, packed: PackedBatch) -> tuple[torch.Tensor, None, KeyValue]:
+        """Self-attention on ``(1, tokens, hidden)`` real tokens, each sequence on its own (:func:`varlen_attention`)."""
+        tokens = hidden_states.shape[1]
+
+        def heads(linear: nn.Linear) -> torch.Tensor:
+            x = linear(hidden_states)[0].view(tokens, self.num_attention_heads, self.attention_head_size)
+            return x.transpose(0, 1)  # (heads, tokens, head_dim)
+
+        query, key, value = heads(self.query), heads(self.key), heads(self.value)
+        scaling = self.attention_head_size**-0.5
+        dropout = self.dropout.p if self.training else 0.0
+
+        def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            # No mask: the slice holds one sequence's real tokens and nothing else.
+            bias = self._relative_scores(q, k) * scaling if self.position_embedding_type != "absolute" else None
+            if self.attn_implementation == "eager":
+                return eager_attention(q, k, v, bias, None, dropout, self.training, scaling)[0]
+            return sdpa_attention(q, k, v, bias, dropout, self.training, scaling)
+
+        context = varlen_attention(query, key, value, packed.offsets, attend)  # (heads, tokens, head_dim)
+        context = context.transpose(0, 1).reshape(1, tokens, self.all_head_size)  # (1, tokens, hidden)
+        return context, None, (key[None], value[None])
+
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -190,7 +244,8 @@ class BertSelfAttention(nn.Module):
             hidden_states: ``(batch, q_len, hidden)``.
             attention_bias: additive ``(batch, 1, q_len, k_len)`` (see :func:`make_attention_bias`), or a
                 :class:`~bert_torch.unpad.PackedBatch` when ``hidden_states`` holds only the real tokens
-                ``(1, tokens, hidden)`` (the context then comes back packed the same way).
+                ``(1, tokens, hidden)`` (self-attention only; the context then comes back packed the same
+                way, and head_mask / output_attentions / a cache are not used).
             head_mask: ``(1, heads, 1, 1)`` multiplier of the probabilities, or None.
             encoder_hidden_states: ``(batch, enc_len, hidden)`` for cross-attention.
             past_key_value: cached ``(key, value)``, each ``(batch, heads, past, head_dim)``;
@@ -201,20 +256,15 @@ class BertSelfAttention(nn.Module):
             ``context (batch, q_len, hidden)``, ``probs (batch, heads, q_len, k_len)`` or None,
             and the ``(key, value)`` to cache.
         """
-        packed = attention_bias if isinstance(attention_bias, PackedBatch) else None
-        if packed is not None:
-            # Projections run on the real tokens only; attention needs the padded view.
-            attention_bias = packed.bias
-            project = lambda linear, x: packed.unpack(linear(x))  # noqa: E731  (1, tokens, .) -> (batch, seq, .)
-        else:
-            project = lambda linear, x: linear(x)  # noqa: E731
-        query = self._heads(project(self.query, hidden_states))  # (batch, heads, q_len, head_dim)
+        if isinstance(attention_bias, PackedBatch):
+            return self._attend_packed(hidden_states, attention_bias)
+        query = self._heads(self.query(hidden_states))  # (batch, heads, q_len, head_dim)
         if self.is_cross_attention and past_key_value is not None:
             key, value = past_key_value
         else:
             source = encoder_hidden_states if self.is_cross_attention else hidden_states
-            key = self._heads(project(self.key, source))  # (batch, heads, k_len, head_dim)
-            value = self._heads(project(self.value, source))
+            key = self._heads(self.key(source))  # (batch, heads, k_len, head_dim)
+            value = self._heads(self.value(source))
             if past_key_value is not None:
                 key = torch.cat([past_key_value[0], key], dim=2)  # (batch, heads, past + q_len, head_dim)
                 value = torch.cat([past_key_value[1], value], dim=2)
@@ -238,8 +288,6 @@ class BertSelfAttention(nn.Module):
             probs = None
         batch, q_len = query.shape[0], query.shape[2]
         context = context.transpose(1, 2).reshape(batch, q_len, self.all_head_size)  # (batch, q_len, hidden)
-        if packed is not None:
-            context = packed.pack(context)  # (1, tokens, hidden)
         return context, (probs if output_attentions else None), (key, value)
 
 

@@ -189,12 +189,13 @@ class BertPreTrainedModel(nn.Module):
                 module.attn_implementation = name
 
     def set_unpadding(self, enabled: bool = True) -> None:
-        """Run the dense layers on real tokens only for padded encoder batches (see :mod:`bert_torch.unpad`).
+        """Run padded encoder batches on their real tokens only (see :mod:`bert_torch.unpad`); off by default.
 
-        Real positions keep their values (to float rounding) and padded
-        positions of the outputs become zeros, so losses over padded positions
-        (question answering's softmax over the sequence) change: leave it off
-        when training on padded batches with such losses.
+        The dense layers see only the real tokens and attention runs per
+        sequence. Real positions keep their values (to float rounding) and
+        padded positions of the outputs become zeros, so losses over padded
+        positions (question answering's softmax over the sequence) change:
+        leave it off when training on padded batches with such losses.
         """
         for module in self.modules():
             if hasattr(module, "unpad_inputs"):

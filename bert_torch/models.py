@@ -58,9 +58,10 @@ class BertModel(BertPreTrainedModel):
     ``past_key_values``; with ``config.add_cross_attention`` each layer also attends
     to ``encoder_hidden_states``.
 
-    With ``set_unpadding(True)`` a right-padded encoder batch runs its dense
-    layers on the real tokens only (see :mod:`bert_torch.unpad`); outputs at
-    padded positions are then zeros, real positions are unchanged.
+    With ``set_unpadding(True)`` a right-padded encoder batch with enough
+    padding runs on its real tokens only (see :mod:`bert_torch.unpad`);
+    outputs at padded positions are then zeros, real positions are unchanged
+    (to float rounding).
     """
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
@@ -68,8 +69,9 @@ class BertModel(BertPreTrainedModel):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
-        # Dense layers on real tokens only (unpad.py); off by default so every position,
-        # padding included, equals transformers. set_unpadding(True) turns it on; pipelines do.
+        # Real tokens only (unpad.py); off by default so every position, padding included,
+        # equals transformers (callers compare whole tensors). set_unpadding(True) turns it on;
+        # pipelines do, as nothing reads their padded positions.
         self.unpad_inputs = False
         self.post_init()
 
@@ -118,19 +120,25 @@ class BertModel(BertPreTrainedModel):
         past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
         hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
         batch, seq = hidden.shape[:2]
-        attention_bias = make_attention_bias(attention_mask, query_length=seq, key_length=past_length + seq,
-                                             dtype=hidden.dtype, device=hidden.device, causal=config.is_decoder)
+        tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting()  # no data-dependent branches
+        if (attention_mask is not None and attention_mask.dim() == 2 and not tracing
+                and bool(attention_mask.all())):
+            attention_mask = None  # nothing masked: SDPA runs without a bias (what transformers does too)
+        packed = None
+        if (attention_mask is not None and not tracing and self.unpad_inputs and past_key_values is None
+                and head_mask is None and not config.is_decoder and encoder_hidden_states is None
+                and not output_attentions):
+            packed = PackedBatch.from_mask(attention_mask)
+        if packed is not None:
+            hidden, attention_bias = packed.pack(hidden), packed  # (1, tokens, hidden): no compute on padding
+        else:
+            attention_bias = make_attention_bias(attention_mask, query_length=seq, key_length=past_length + seq,
+                                                 dtype=hidden.dtype, device=hidden.device, causal=config.is_decoder)
         encoder_bias = None
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
             encoder_bias = make_attention_bias(encoder_attention_mask, query_length=seq,
                                                key_length=encoder_hidden_states.shape[1], dtype=hidden.dtype,
                                                device=hidden.device)
-        packed = None
-        if (self.unpad_inputs and attention_mask is not None and past_key_values is None and head_mask is None
-                and not config.is_decoder and encoder_hidden_states is None and not output_attentions):
-            packed = PackedBatch.from_mask(attention_mask, attention_bias)
-        if packed is not None:
-            hidden, attention_bias = packed.pack(hidden), packed  # (1, tokens, hidden): no compute on padding
         encoded = self.encoder(
             hidden,
             attention_bias,

@@ -6,18 +6,21 @@ import copy
 
 import pytest
 import torch
+import transformers
 
 import bert_torch
 from bert_core import BertConfig
+from bert_torch.attention import eager_attention, make_attention_bias, sdpa_attention, varlen_attention
 from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
 
 ENCODER_HEADS = ["BertModel", "BertForMaskedLM", "BertForSequenceClassification", "BertForTokenClassification",
                  "BertForQuestionAnswering", "BertForPreTraining"]  # fmt: skip
 
 
-def pair(class_name, **overrides):
+def pair(class_name, attn_implementation="sdpa", **overrides):
     torch.manual_seed(0)
     padded = getattr(bert_torch, class_name)(BertConfig(**tiny_config_dict(**overrides))).eval()
+    padded.set_attn_implementation(attn_implementation)
     packed = copy.deepcopy(padded)
     packed.set_unpadding(True)
     return padded, packed
@@ -79,3 +82,72 @@ def test_gradients_of_the_packed_path_equal_the_padded_path():
         model(**batch, labels=labels).loss.backward()
     for (name, p), (_, q) in zip(padded.named_parameters(), packed.named_parameters()):
         assert max_abs_diff(p.grad, q.grad) <= TOL["float32"], name
+
+
+@pytest.mark.parametrize("attend", ["sdpa", "eager"])
+def test_varlen_attention_equals_masked_attention_in_the_padded_view(attend):
+    torch.manual_seed(0)
+    lengths, heads, head_dim = [5, 1, 8, 3], 2, 4
+    seq, offsets = max(lengths), [0]
+    for n in lengths:
+        offsets.append(offsets[-1] + n)
+    q, k, v = (torch.randn(heads, offsets[-1], head_dim) for _ in range(3))  # packed
+
+    def padded(x):  # (heads, tokens, d) -> (batch, heads, seq, d), zeros after each row's length
+        rows = [torch.nn.functional.pad(x[:, s:e], (0, 0, 0, seq - (e - s))) for s, e in zip(offsets[:-1], offsets[1:])]
+        return torch.stack(rows)
+
+    mask = torch.tensor([[1] * n + [0] * (seq - n) for n in lengths])
+    bias = make_attention_bias(mask, query_length=seq, key_length=seq, dtype=torch.float32, device=q.device)
+    reference, _ = eager_attention(padded(q), padded(k), padded(v), bias)  # (batch, heads, seq, d)
+    fn = sdpa_attention if attend == "sdpa" else (lambda *a: eager_attention(*a)[0])
+    ours = varlen_attention(q, k, v, tuple(offsets), fn)  # (heads, tokens, d)
+    assert max_abs_diff(padded(ours), reference, mask[:, None, :, None].expand_as(reference)) <= 1e-6
+
+
+@pytest.mark.parametrize("overrides", [{"position_embedding_type": "relative_key"},
+                                       {"position_embedding_type": "relative_key_query"},
+                                       {"attn_implementation": "eager"}], ids=lambda o: "-".join(map(str, o.values())))
+def test_packed_path_equals_padded_path_for_every_attention_variant(overrides):
+    padded, packed = pair("BertModel", **overrides)
+    batch = inputs()
+    with torch.no_grad():
+        a, b = padded(**batch).last_hidden_state, packed(**batch).last_hidden_state
+    assert layer_input_shapes(packed, batch)[0][0] == 1
+    assert max_abs_diff(a, b, batch["attention_mask"]) <= TOL["float32"]
+
+
+def test_packed_path_equals_transformers_on_real_positions():
+    """The independent reference: transformers' padded SDPA run on the same weights."""
+    cfg = tiny_config_dict()
+    torch.manual_seed(0)
+    hf = transformers.BertModel(transformers.BertConfig(**cfg), add_pooling_layer=True).eval()
+    ours = bert_torch.BertModel(BertConfig(**cfg)).eval()
+    ours.load_state_dict(hf.state_dict())
+    ours.set_unpadding(True)
+    batch = inputs()
+    with torch.no_grad():
+        ref, got = hf(**batch), ours(**batch)
+    assert layer_input_shapes(ours, batch)[0][0] == 1
+    assert max_abs_diff(got.last_hidden_state, ref.last_hidden_state, batch["attention_mask"]) <= TOL["float32"]
+    assert max_abs_diff(got.pooler_output, ref.pooler_output) <= TOL["float32"]
+
+
+def test_packing_needs_right_padding():
+    _, packed = pair("BertModel")
+    batch = {k: v.flip(1) for k, v in inputs().items()}  # left-padded: position 0 is padding
+    assert layer_input_shapes(packed, batch)[0][0] == 4
+
+
+def test_a_mask_without_padding_builds_no_bias():
+    """All-ones mask == no mask: the dense path runs SDPA without a bias, as transformers does."""
+    model = pair("BertModel")[0]
+    batch = {k: v[:, :3] for k, v in inputs().items()}
+    seen = []
+    hook = model.encoder.layer[0].register_forward_pre_hook(lambda m, args: seen.append(args[1]))
+    with torch.no_grad():
+        with_mask = model(**batch).last_hidden_state
+        without = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"]).last_hidden_state
+    hook.remove()
+    assert seen == [None, None]
+    assert torch.equal(with_mask, without)
