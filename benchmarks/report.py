@@ -58,10 +58,13 @@ def speed_tables(r: dict) -> str:
 
 
 def memory_table(r: dict) -> str:
-    rows = [[job, v.get("peak_above_baseline_mb", v.get("error")), v.get("ratio_to_weights", ""), v.get("seconds", "")]
-            for job, v in r["results"].items()]
+    def cells(v: dict) -> list:
+        return [v.get("peak_above_baseline_mb", v.get("error")), v.get("ratio_to_weights", ""), v.get("seconds", "")]
+
+    rows = [[job, *cells(v.get("warm", {})), *cells(v.get("cold", {}))] for job, v in r["results"].items()]
     return (f"Command: `{r['command']}`; weights {r['weights_mb']} MB (random bert-base, float32).\n\n"
-            + table(["job", "peak RSS above baseline (MB)", "x weights", "load s"], rows))
+            + table(["job", "warm: peak RSS above baseline (MB)", "x weights", "load s",
+                     "cold: peak RSS above baseline (MB)", "x weights", "load s"], rows))
 
 
 def targets_table(r: dict) -> str:
