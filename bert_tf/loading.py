@@ -92,9 +92,11 @@ def _assign(model, tensors: Mapping[str, np.ndarray], deferred, *, ignore_mismat
         variable, transpose = weights[target]
         if id(variable) in pending:
             _initialize_from(variable, _staged(tensors, report.assignments[target], variable, transpose))
-        else:
+        elif _writable_in_place(variable):
             for index, block in read_blocks(tensors, report.assignments[target]):
-                _assign_block(variable, index, block, transpose)
+                _assign_block(variable.value, index, block, transpose)
+        else:
+            variable.assign(_staged(tensors, report.assignments[target], variable, transpose))
     for variable in deferred:  # missing or mismatched weights, seed states: their own initialisers
         if variable._value is None:
             variable._deferred_initialize()
@@ -137,12 +139,21 @@ def _initialize_from(variable: keras.Variable, array: np.ndarray) -> None:
     variable._deferred_initialize()
 
 
-def _assign_block(variable: keras.Variable, index: Any, block: np.ndarray, transpose: bool) -> None:
-    """``variable[index] = block`` (``variable.T[index]`` for a transposed kernel), in place."""
-    block = block.astype(variable.dtype, copy=False)
-    resource = variable.value  # the tf.Variable behind the Keras one (outside an autocast scope)
-    if index is ... or not isinstance(resource, tf.Variable):
-        variable.assign(block.T if transpose else block)
+def _writable_in_place(variable: keras.Variable) -> bool:
+    """Whether ``variable`` is one plain ``tf.Variable`` whose buffer a block assign can write.
+
+    A distributed (mirrored) variable's handle is one replica's, and under an autocast scope
+    ``.value`` is a cast copy: those are assigned whole, through the variable.
+    """
+    resource = variable.value
+    return isinstance(resource, tf.Variable) and not isinstance(resource, tf.distribute.DistributedValues)
+
+
+def _assign_block(resource: tf.Variable, index: Any, block: np.ndarray, transpose: bool) -> None:
+    """``resource[index] = block`` (``resource.T[index]`` for a transposed kernel), in place."""
+    block = block.astype(resource.dtype.as_numpy_dtype, copy=False)
+    if index is ...:  # the whole tensor
+        resource.assign(block.T if transpose else block)
         return
     # The raw op writes into the variable's buffer; `resource[rows].assign` would first read the whole
     # variable, and that live read makes the op copy all of it (copy-on-write) for every block.

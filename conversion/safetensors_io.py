@@ -128,9 +128,9 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
-    def blocks(self, name: str, max_bytes: int = BLOCK_BYTES) -> Iterator[tuple[Any, np.ndarray]]:
+    def blocks(self, name: str, max_bytes: int | None = None) -> Iterator[tuple[Any, np.ndarray]]:
         """``(index, view)`` blocks of tensor ``name`` along its first axis, each at most ``max_bytes``
-        (one row at least); the pages of a block leave this process's resident memory when the next
+        (default :data:`BLOCK_BYTES`; one row at least); the pages of a block leave this process's resident memory when the next
         block is asked for. ``index`` selects the block in an array of the tensor's shape
         (``slice(start, stop)``; ``...`` for a 0-d tensor).
         """
@@ -142,7 +142,7 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
             self._release(begin, begin + array.nbytes)
             return
         row_bytes = max(array.nbytes // array.shape[0], 1)
-        rows = max(max_bytes // row_bytes, 1)
+        rows = max((max_bytes or BLOCK_BYTES) // row_bytes, 1)
         for start in range(0, array.shape[0], rows):
             stop = min(start + rows, array.shape[0])
             yield slice(start, stop), array[start:stop]
@@ -199,7 +199,7 @@ class ShardedCheckpoint(Mapping[str, np.ndarray]):
     def __getitem__(self, name: str) -> np.ndarray:
         return self._where[name][name]
 
-    def blocks(self, name: str, max_bytes: int = BLOCK_BYTES) -> Iterator[tuple[Any, np.ndarray]]:
+    def blocks(self, name: str, max_bytes: int | None = None) -> Iterator[tuple[Any, np.ndarray]]:
         """:meth:`SafetensorsFile.blocks` of the shard holding ``name``."""
         return self._where[name].blocks(name, max_bytes)
 
@@ -226,7 +226,7 @@ def open_checkpoint(directory: str | os.PathLike) -> SafetensorsFile | ShardedCh
     raise CheckpointError(f"no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} in {directory}")
 
 
-def read_blocks(tensors: Mapping[str, np.ndarray], name: str, max_bytes: int = BLOCK_BYTES
+def read_blocks(tensors: Mapping[str, np.ndarray], name: str, max_bytes: int | None = None
                 ) -> Iterator[tuple[Any, np.ndarray]]:
     """``(index, block)`` pieces of ``tensors[name]`` for a loader to copy into its own array one by one.
 
