@@ -1,12 +1,14 @@
-"""Render benchmarks/results/*.json as the tables of docs/benchmarks.md.
+"""Render benchmarks/results/*.json as the tables of docs/benchmarks.md and docs/zh/benchmarks.md.
 
 Usage:
     python benchmarks/report.py [--speed benchmarks/results/speed-minilm-quick.json]
-                                [--memory benchmarks/results/load_memory.json] [--out docs/benchmarks.md]
+                                [--memory benchmarks/results/load_memory.json]
 
-The prose around the tables lives in ``benchmarks/benchmarks.md.in`` (``{{speed}}``,
-``{{memory}}`` and ``{{targets}}`` mark where the tables go), so rerunning the
-benchmarks and this script refreshes every figure without hand edits.
+The prose around the tables lives in ``benchmarks/benchmarks.md.in`` (English)
+and ``benchmarks/benchmarks.zh.md.in`` (Chinese); ``{{speed}}``, ``{{memory}}``
+and ``{{targets}}`` mark where the tables go. Both pages are rendered from the
+same JSON, so rerunning the benchmarks and this script refreshes every figure
+in both languages without hand edits.
 """
 
 from __future__ import annotations
@@ -16,7 +18,55 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DOCS = HERE.parent / "docs"
 BACKENDS = ("torch", "flax", "tf")
+
+#: Every generated string, per language; numbers are filled in from the JSON.
+LABELS = {
+    "en": {
+        "command": "Command: `{command}`  \nModel: {model}; {repeats} timed repeats per point (medians); "
+                   "{cpus} CPUs, load average at start {load}.",
+        "conditions": "  \nConditions: {note}", "sep": ", ", "list_sep": ", ",
+        "dense": "**Dense throughput** (float32; of_peak = achieved GFLOP/s / the framework's own 2048^2 matmul GFLOP/s)",
+        "dense_head": ["batch x seq", "impl", "ms", "tokens/s", "GFLOP/s", "of peak", "x hf"],
+        "mixed": "**Mixed-length batch** (32 sentences of 8..128 tokens: {useful} real tokens, {padded} when padded; "
+                 "torch = unpadding, flax/tf = packed rows of 128, packing time included)",
+        "mixed_head": ["impl", "ms", "useful tokens/s", "x hf"],
+        "latency": "**Batch-1 latency** (`model(**inputs)` on 1 x 16 tokens; `pipeline(\"feature-extraction\")` on one sentence)",
+        "latency_head": ["impl", "model(**inputs) ms", "x hf", "pipeline ms", "x hf"],
+        "bf16": "**bfloat16** ({batch} x {seq}, dense path; max |diff| of the last hidden state from float32)",
+        "bf16_head": ["impl", "fp32 ms", "bf16 ms", "bf16 speed-up", "max abs diff"],
+        "load": "**Load time** (`from_pretrained` in the benchmark process, first load, seconds): {items}",
+        "memory": "Command: `{command}`; weights {mb} MB (random bert-base, float32).",
+        "memory_head": ["job", "warm: peak RSS above baseline (MB)", "x weights", "load s",
+                        "cold: peak RSS above baseline (MB)", "x weights", "load s"],
+        "targets_head": ["backend", "dense fp32 (min over grid; >= 1.0x)", "mixed fp32 (>= 1.6x)",
+                         "batch-1 model(**inputs) (<= 0.6x)", "batch-1 pipeline (<= 0.6x)", "bf16 vs fp32 (>= 1.8x)"],
+        "not_run": "(not run)",
+    },
+    "zh": {
+        "command": "命令：`{command}`  \n模型：{model}；每个点计时重复 {repeats} 次（取中位数）；"
+                   "{cpus} 个 CPU，开始时的负载均值为 {load}。",
+        "conditions": "  \n条件：{note}", "sep": "、", "list_sep": "，",
+        "dense": "**稠密吞吐量**（float32；of_peak = 达到的 GFLOP/s / 该框架自身 2048^2 矩阵乘法的 GFLOP/s）",
+        "dense_head": ["批大小 x 序列长度", "实现", "ms", "tokens/s", "GFLOP/s", "占峰值比例", "x hf"],
+        "mixed": "**混合长度批次**（32 个长度为 8..128 个 token 的句子：{useful} 个真实 token，填充后为 {padded} 个；"
+                 "torch = 去填充，flax/tf = 打包成 128 个 token 的行，计时包含打包时间）",
+        "mixed_head": ["实现", "ms", "有效 tokens/s", "x hf"],
+        "latency": "**批大小为 1 时的延迟**（`model(**inputs)` 作用于 1 x 16 个 token；"
+                   "`pipeline(\"feature-extraction\")` 作用于一个句子）",
+        "latency_head": ["实现", "model(**inputs) ms", "x hf", "pipeline ms", "x hf"],
+        "bf16": "**bfloat16**（{batch} x {seq}，稠密路径；最后一层隐藏状态与 float32 的 max |diff|）",
+        "bf16_head": ["实现", "fp32 ms", "bf16 ms", "bf16 加速比", "最大绝对差"],
+        "load": "**加载时间**（在基准测试进程中首次调用 `from_pretrained`，单位为秒）：{items}",
+        "memory": "命令：`{command}`；权重 {mb} MB（随机 bert-base，float32）。",
+        "memory_head": ["任务", "warm：峰值 RSS 相对基线的增量（MB）", "权重倍数", "加载秒数",
+                        "cold：峰值 RSS 相对基线的增量（MB）", "权重倍数", "加载秒数"],
+        "targets_head": ["后端", "稠密 fp32（网格上的最小值；>= 1.0x）", "混合长度 fp32（>= 1.6x）",
+                         "批大小 1 的 model(**inputs)（<= 0.6x）", "批大小 1 的 pipeline（<= 0.6x）", "bf16 相对 fp32（>= 1.8x）"],
+        "not_run": "（未运行）",
+    },
+}
 
 
 def table(header: list[str], rows: list[list]) -> str:
@@ -25,49 +75,43 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def speed_tables(r: dict) -> str:
+def speed_tables(r: dict, t: dict, lang: str) -> str:
     names = list(r["load_seconds"])
-    parts = [f"Command: `{r['command']}`  \nModel: {r['model']}; {r['repeats']} timed repeats per point (medians); "
-             f"{r['cpus']} CPUs, load average at start {', '.join(f'{x:.1f}' for x in r['load_average'])}."
-             + (f"  \nConditions: {r['note']}" if r.get("note") else "")]
+    note = r.get(f"note_{lang}") or r.get("note")
+    parts = [t["command"].format(command=r["command"], model=r["model"], repeats=r["repeats"], cpus=r["cpus"],
+                                 load=t["sep"].join(f"{x:.1f}" for x in r["load_average"]))
+             + (t["conditions"].format(note=note) if note else "")]
     rows = []
     for point in r["dense"]:
         for n in names:
             p = point[n]
             rows.append([f"{point['batch']} x {point['seq']}", n, p["ms"], p["tokens_per_s"], p["gflops"], p["of_peak"],
                          point["ratio_to_hf"].get(n, "")])
-    parts.append("**Dense throughput** (float32; of_peak = achieved GFLOP/s / the framework's own 2048^2 matmul GFLOP/s)\n\n"
-                 + table(["batch x seq", "impl", "ms", "tokens/s", "GFLOP/s", "of peak", "x hf"], rows))
+    parts.append(t["dense"] + "\n\n" + table(t["dense_head"], rows))
     m = r["mixed"]
     rows = [[n, m[n]["ms"], m[n]["useful_tokens_per_s"], m["ratio_to_hf"][n]] for n in m["ratio_to_hf"]]
-    parts.append(f"**Mixed-length batch** (32 sentences of 8..128 tokens: {m['useful_tokens']} real tokens, "
-                 f"{m['padded_tokens']} when padded; torch = unpadding, flax/tf = packed rows of 128, packing time included)\n\n"
-                 + table(["impl", "ms", "useful tokens/s", "x hf"], rows))
+    parts.append(t["mixed"].format(useful=m["useful_tokens"], padded=m["padded_tokens"]) + "\n\n"
+                 + table(t["mixed_head"], rows))
     rows = [[n, r["latency_1x16_ms"][n], r["latency_1x16_ratio_to_hf"].get(n, ""), r["pipeline_latency_ms"][n],
              r["pipeline_latency_ratio_to_hf"].get(n, "")] for n in names]
-    parts.append("**Batch-1 latency** (`model(**inputs)` on 1 x 16 tokens; `pipeline(\"feature-extraction\")` on one sentence)\n\n"
-                 + table(["impl", "model(**inputs) ms", "x hf", "pipeline ms", "x hf"], rows))
+    parts.append(t["latency"] + "\n\n" + table(t["latency_head"], rows))
     if "bf16" in r:
         b = r["bf16"]
         rows = [[n, b[n]["fp32_ms"], b[n]["bf16_ms"], b[n]["speedup"], b[n]["max_abs_diff"]] for n in names if n in b]
-        parts.append(f"**bfloat16** ({b['batch']} x {b['seq']}, dense path; max |diff| of the last hidden state from float32)\n\n"
-                     + table(["impl", "fp32 ms", "bf16 ms", "bf16 speed-up", "max abs diff"], rows))
-    parts.append("**Load time** (`from_pretrained` in the benchmark process, first load, seconds): "
-                 + ", ".join(f"{n} {s}" for n, s in r["load_seconds"].items()))
+        parts.append(t["bf16"].format(batch=b["batch"], seq=b["seq"]) + "\n\n" + table(t["bf16_head"], rows))
+    parts.append(t["load"].format(items=t["list_sep"].join(f"{n} {s}" for n, s in r["load_seconds"].items())))
     return "\n\n".join(parts)
 
 
-def memory_table(r: dict) -> str:
+def memory_table(r: dict, t: dict) -> str:
     def cells(v: dict) -> list:
         return [v.get("peak_above_baseline_mb", v.get("error")), v.get("ratio_to_weights", ""), v.get("seconds", "")]
 
     rows = [[job, *cells(v.get("warm", {})), *cells(v.get("cold", {}))] for job, v in r["results"].items()]
-    return (f"Command: `{r['command']}`; weights {r['weights_mb']} MB (random bert-base, float32).\n\n"
-            + table(["job", "warm: peak RSS above baseline (MB)", "x weights", "load s",
-                     "cold: peak RSS above baseline (MB)", "x weights", "load s"], rows))
+    return t["memory"].format(command=r["command"], mb=r["weights_mb"]) + "\n\n" + table(t["memory_head"], rows)
 
 
-def targets_table(r: dict) -> str:
+def targets_table(r: dict, t: dict) -> str:
     """Each issue-8 target against what each backend reached in this run."""
     dense = {n: min(p["ratio_to_hf"][n] for p in r["dense"]) for n in BACKENDS if n in r["ratio_hf_names"]}
     mixed = r["mixed"]["ratio_to_hf"]
@@ -78,25 +122,28 @@ def targets_table(r: dict) -> str:
         bf16 = r.get("bf16", {}).get(n, {}).get("speedup", "n/a")
         rows.append([n, f"{dense[n]}x", f"{mixed.get(n, 'n/a')}x", f"{r['latency_1x16_ratio_to_hf'][n]}x",
                      f"{r['pipeline_latency_ratio_to_hf'][n]}x", f"{bf16}x" if bf16 != "n/a" else bf16])
-    return table(["backend", "dense fp32 (min over grid; >= 1.0x)", "mixed fp32 (>= 1.6x)", "batch-1 model(**inputs) (<= 0.6x)",
-                  "batch-1 pipeline (<= 0.6x)", "bf16 vs fp32 (>= 1.8x)"], rows)
+    return table(t["targets_head"], rows)
+
+
+def render(template: str, speed: dict, memory: dict | None, lang: str) -> str:
+    t = LABELS[lang]
+    text = template.replace("{{speed}}", speed_tables(speed, t, lang)).replace("{{targets}}", targets_table(speed, t))
+    return text.replace("{{memory}}", memory_table(memory, t) if memory is not None else t["not_run"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed", default=str(HERE / "results" / "speed-minilm-quick.json"))
     parser.add_argument("--memory", default=str(HERE / "results" / "load_memory.json"))
-    parser.add_argument("--template", default=str(HERE / "benchmarks.md.in"))
-    parser.add_argument("--out", default=str(HERE.parent / "docs" / "benchmarks.md"))
     args = parser.parse_args()
     speed = json.loads(Path(args.speed).read_text())
     speed["ratio_hf_names"] = [n for n in speed["load_seconds"] if n in speed["mixed"]["ratio_to_hf"]]
-    text = Path(args.template).read_text()
-    text = text.replace("{{speed}}", speed_tables(speed)).replace("{{targets}}", targets_table(speed))
-    memory = Path(args.memory)
-    text = text.replace("{{memory}}", memory_table(json.loads(memory.read_text())) if memory.is_file() else "(not run)")
-    Path(args.out).write_text(text)
-    print(f"wrote {args.out}")
+    memory_path = Path(args.memory)
+    memory = json.loads(memory_path.read_text()) if memory_path.is_file() else None
+    for lang, template, out in (("en", HERE / "benchmarks.md.in", DOCS / "benchmarks.md"),
+                                ("zh", HERE / "benchmarks.zh.md.in", DOCS / "zh" / "benchmarks.md")):
+        out.write_text(render(template.read_text(), speed, memory, lang))
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -113,7 +113,7 @@ def run(args) -> dict:
         raise SystemExit(f"unknown implementation(s) {unknown}; choose from {', '.join(IMPLS)}")
     report: dict = {"machine": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "load_average": list(os.getloadavg()), "command": shlex.join(["python", *sys.argv]),
-                    "model": args.model, "repeats": args.repeats, "note": args.note}  # fmt: skip
+                    "model": args.model, "repeats": args.repeats, "note": args.note, "note_zh": args.note_zh}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="tribert-speed-") as tmp:
         config, directory = write_checkpoint(Path(tmp), args.model)
         impls = [Impl(name, directory) for name in names]
@@ -178,6 +178,7 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="also bfloat16 vs float32 at one grid point")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 5, quick 3)")
     parser.add_argument("--note", default="", help="conditions to record with the results")
+    parser.add_argument("--note-zh", default="", help="the same note in Chinese, for docs/zh/benchmarks.md")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     args.repeats = args.repeats or (3 if args.quick else 5)
