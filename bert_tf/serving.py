@@ -19,13 +19,12 @@ takes ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64) instead.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
+from bert_core._io import atomic_directory
 from bert_core.errors import ConfigError
 from bert_core.heads import head_for_class_name
 
@@ -104,20 +103,8 @@ def export_savedmodel(model, tokenizer, directory: str | os.PathLike, *, overwri
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise ConfigError(f"SavedModel directory {directory} already exists; pass overwrite=True to replace it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
     fields = head.logits + (("pooler_output",) if head.name == "base" else ())
     module = _Serving(model, tokenizer, tuple(dict.fromkeys(fields)))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as tmp:
         tf.saved_model.save(module, str(tmp), signatures=_signatures(module))
-        if directory.exists():
-            backup = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, backup)
-            os.replace(tmp, directory)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
 
+from bert_core._io import atomic_directory
 from bert_core.config import BertConfig
 from bert_core.errors import CheckpointError, ConfigError
 
@@ -172,9 +172,7 @@ def convert(
 
         config.architectures = [get_head(head).class_name]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         # Side files first: the SavedModel writer builds its in-graph tokenizer from them.
         _copy_side_files(source, tmp, Path(config_path) if config_path else None)
         written = TARGET_FORMATS[to](canonical, config, head, tmp, max_shard_size)
@@ -182,14 +180,4 @@ def convert(
         info = manifest(canonical, config)
         info |= {"source": str(src), "source_format": source.format, "target_format": to, "head": head}
         (tmp / MANIFEST_NAME).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        if out.exists():
-            backup = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, backup)
-            os.replace(tmp, out)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return ConvertResult(out, head, report, sorted(Path(p).name for p in written), info)
