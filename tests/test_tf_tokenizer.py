@@ -23,15 +23,8 @@ from bert_core.errors import TokenizerError
 from bert_tf import TFBertTokenizer
 from harness import tiny_config_dict
 from tokenization import BertTokenizerFast
-from tokenizer_corpus import CATEGORIES, CORPUS, PAIRS
+from tokenizer_corpus import CATEGORIES, CORPUS, OPTIONS, PAIRS
 
-OPTIONS = {
-    "uncased": {},
-    "cased": {"do_lower_case": False},
-    "uncased-keep-accents": {"strip_accents": False},
-    "cased-strip-accents": {"do_lower_case": False, "strip_accents": True},
-    "no-chinese-split": {"tokenize_chinese_chars": False},
-}
 FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 
 

@@ -19,16 +19,8 @@ import pytest
 import transformers
 
 from tokenization import BertTokenizer, BertTokenizerFast
-from tokenizer_corpus import CATEGORIES, CORPUS, PAIRS, WORDS
+from tokenizer_corpus import CATEGORIES, CORPUS, OPTIONS, PAIRS, WORDS
 
-# Tokenizer options exercised against the references.
-OPTIONS = {
-    "uncased": {},
-    "cased": {"do_lower_case": False},
-    "uncased-keep-accents": {"strip_accents": False},
-    "cased-strip-accents": {"do_lower_case": False, "strip_accents": True},
-    "no-chinese-split": {"tokenize_chinese_chars": False},
-}
 ENGINES = ("slow", "fast")
 
 

@@ -119,3 +119,12 @@ WORDS: list[list[str]] = [
     ["New", "York", "City", "[MASK]"],
     ["中文", "text"],
 ]
+
+#: Tokenizer option sets every corpus test runs under (the vocabulary decides cased vs uncased files).
+OPTIONS = {
+    "uncased": {},
+    "cased": {"do_lower_case": False},
+    "uncased-keep-accents": {"strip_accents": False},
+    "cased-strip-accents": {"do_lower_case": False, "strip_accents": True},
+    "no-chinese-split": {"tokenize_chinese_chars": False},
+}
