@@ -53,6 +53,7 @@ class ParityRow:
     max_abs_diff: float
     tolerance: float
     within: bool | None = None  # every element within tolerance + rtol * magnitude (None: absolute only)
+    rtol: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -199,7 +200,7 @@ def compare(results: dict[str, dict[str, np.ndarray]], head: str, mask: np.ndarr
             if not (np.isfinite(x).all() and np.isfinite(y).all()):
                 diff, bound = np.array([np.inf]), np.array([tolerance])
             rows.append(ParityRow(head, name, a, b, float(diff.max()) if diff.size else 0.0, tolerance,
-                                  within=bool((diff <= bound).all())))
+                                  within=bool((diff <= bound).all()), rtol=rtol))
     return rows
 
 
@@ -239,6 +240,8 @@ def format_table(rows: list[ParityRow]) -> str:
     lines = [f"{'head':<24} {'pair':<22} {'max |diff|':>11}  {'worst output':<22} ok"]
     for (head, a, b), row in worst.items():
         lines.append(f"{head:<24} {a + ' vs ' + b:<22} {row.max_abs_diff:>11.2e}  {row.output:<22} {'yes' if row.ok else 'NO'}")
+    if rows:
+        lines.append(f"ok: every compared element has |a - b| <= {rows[0].tolerance:g} + {rows[0].rtol:g} * max(|a|, |b|)")
     return "\n".join(lines)
 
 

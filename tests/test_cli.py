@@ -64,7 +64,9 @@ def test_parity_prints_every_pair_of_the_three_frameworks_and_transformers(tiny_
     heads = ("base", "masked-lm", "question-answering")
     result = run_cli("parity", str(tiny_checkpoint), "--heads", ",".join(heads))
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = [line.split() for line in result.stdout.splitlines()[1:]]
+    *rows, rule = result.stdout.splitlines()[1:]
+    assert rule == "ok: every compared element has |a - b| <= 1e-05 + 1.3e-06 * max(|a|, |b|)"
+    lines = [line.split() for line in rows]
     # "<head> <a> vs <b> <max |diff|> <worst output> yes"
     seen = {(cells[0], cells[1], cells[3]): float(cells[4]) for cells in lines}
     assert set(seen) == {(head, a, b) for head in heads for a, b in PAIRS}
