@@ -1,8 +1,8 @@
 """``pipeline()`` for TensorFlow: the shared pipeline code (bert_core.pipelines) with an XLA-compiled forward pass.
 
-The shared engine pads every batch to a shape bucket (bert_core.pipelines.bucket_length);
-the forward runs through :class:`bert_tf.compiled.CompiledCall` built on those same
-buckets, and the rows of a partial batch are padded to a power of two, so a
+The shared engine pads every batch to a shape bucket (bert_core.pipelines.bucket_length,
+and the rows of a partial batch to a power of two: bucket_rows); the forward runs
+through :class:`bert_tf.compiled.CompiledCall` built on those same buckets, so a
 stream of inputs traces one ``tf.function`` and XLA compiles one program per
 (row bucket, length bucket), never one per input.
 """
@@ -67,19 +67,6 @@ def _buckets(config: Any) -> tuple[int, ...]:
     return tuple(sorted({bucket_length(n) for n in range(1, longest + 1)} | {longest}))
 
 
-def _pad_rows(batch: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
-    """Append fully padded rows (``attention_mask`` 0) up to ``rows``.
-
-    XLA compiles per shape, batch size included: rounding the last, partial batch of
-    a call up to a power of two keeps the programs per length bucket at
-    log2(batch_size) + 1. A fully padded row stays finite (the one mask rule) and is dropped.
-    """
-    extra = rows - len(batch["input_ids"])
-    if extra <= 0:
-        return batch
-    return {k: np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
-
-
 def pipeline(
     task: str,
     model: str | os.PathLike | Any = None,
@@ -129,10 +116,9 @@ def pipeline(
     call = CompiledCall(net, jit_compile=jit_compile, buckets=_buckets(net.config))
 
     def forward(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = len(batch["input_ids"])
         with placement():
-            out = call(**_pad_rows(batch, 1 << (rows - 1).bit_length()))
-        return {k: tf.cast(out[k][:rows], tf.float32).numpy() for k in _FIELDS if out.get(k) is not None}
+            out = call(**batch)
+        return {k: tf.cast(out[k], tf.float32).numpy() for k in _FIELDS if out.get(k) is not None}
 
     result = build_pipeline(name, tokenizer=tok, config=net.config, forward=forward, model_dir=path,
                             batch_size=batch_size, bucket=True, framework="tf", pack=pack)

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import TriBertError
 from ..packing import pack_sequences, plan_packing
 
-__all__ = ["Feature", "Pipeline", "Task", "PipelineError", "bucket_length", "softmax", "PACK_ROW_LENGTH"]
+__all__ = ["Feature", "Pipeline", "Task", "PipelineError", "bucket_length", "bucket_rows", "softmax", "PACK_ROW_LENGTH"]
 
 Forward = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
@@ -52,6 +52,15 @@ def bucket_length(length: int, multiple: int = 16, limit: int | None = None) -> 
     else:
         padded = 1 << (length - 1).bit_length()
     return min(padded, limit) if limit else padded
+
+
+def bucket_rows(rows: int, batch_size: int) -> int:
+    """Round a batch's row count up to a power of two (at most ``batch_size``).
+
+    XLA compiles per shape, batch size included: the last, partial batch of a
+    call then costs one of log2(batch_size) + 1 programs per length bucket.
+    """
+    return min(1 << (rows - 1).bit_length(), batch_size)
 
 
 @dataclass
@@ -109,7 +118,8 @@ class Pipeline:
         forward: batch of numpy inputs -> dict of numpy outputs.
         batch_size: rows per forward call (inputs are sorted by length first,
             so a batch holds similar lengths and little compute goes to padding).
-        bucket: round each batch's length up to :func:`bucket_length` (set by
+        bucket: round each batch's length up to :func:`bucket_length` and its row count
+            to :func:`bucket_rows` (fully padded rows, dropped from the results; set by
             compiled backends so shapes, and compilations, stay few).
         framework: "torch", "tf" or "flax", for ``repr`` and errors.
         pack: for tasks with per-token outputs, lay several inputs end to end in each row
@@ -170,6 +180,11 @@ class Pipeline:
                 key: np.stack([_pad(features[i].inputs[key], length, self._pad_value(key)) for i in rows])
                 for key in ("input_ids", "token_type_ids", "attention_mask")
             }
+            if self.bucket and len(rows) < bucket_rows(len(rows), batch_size):
+                # Fully padded rows (attention_mask 0) stay finite under the one mask rule; never read.
+                extra = bucket_rows(len(rows), batch_size) - len(rows)
+                batch = {k: np.concatenate([v, np.full((extra, length), self._pad_value(k), v.dtype)])
+                         for k, v in batch.items()}
             outputs = self.forward(batch)
             for position, i in enumerate(rows):
                 real = len(features[i].inputs["input_ids"])
@@ -186,7 +201,7 @@ class Pipeline:
         for start in self._progress(starts, len(features), progress):
             stop = min(start + batch_size, plan.num_rows)
             # Row counts rounded up to powers of two: a handful of compiled shapes per row length.
-            indices, packing = plan.select_rows(start, stop, min(1 << (stop - start - 1).bit_length(), batch_size))
+            indices, packing = plan.select_rows(start, stop, bucket_rows(stop - start, batch_size))
             chosen = [features[i].inputs for i in indices]
             batch, _ = pack_sequences(chosen, packing=packing, pad_token_id=self.tokenizer.pad_token_id)
             del batch["segment_ids"]
