@@ -7,9 +7,9 @@ one HDF5 group per top-level Keras layer (``bert``, ``mlm___cls``, ``nsp___cls``
 ``classifier``, ``qa_outputs``), each with a ``weight_names`` attribute listing
 ``<model scope>/<layer path>/<leaf>:0`` datasets; the MLM head's group repeats
 the embedding weights it shares, as 4.x saved them. Names come from
-:mod:`conversion.rules` (the Keras leaves) plus the 4.x spellings
-(``layer_._3``, ``word_embeddings/weight``, ``mlm___cls``) that
-``conversion.legacy.read_tf_h5`` undoes.
+:mod:`conversion.rules`: the Keras leaves, then ``TF_H5_SPELLINGS`` (``layer_._3``,
+``word_embeddings/weight``, ``mlm___cls``), which ``conversion.legacy.read_tf_h5``
+undoes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from bert_core.config import BertConfig
 from bert_core.errors import CheckpointError, ConfigError
 from bert_core.heads import get_head
 from conversion.layout import canonical_shapes
-from conversion.rules import BASE_MODEL_PREFIX, to_framework_key
+from conversion.rules import BASE_MODEL_PREFIX, TF_H5_SPELLINGS, to_framework_key
 
 __all__ = ["write_converted", "write_tf_h5", "KINDS", "KERAS_FILE", "SAVEDMODEL_DIR", "TF_WEIGHTS_FILE"]
 
@@ -53,10 +53,8 @@ def _legacy_name(canonical: str) -> tuple[str, str, bool]:
     """Canonical key (``bert.``-prefixed) -> (4.x layer, 4.x variable path without scope, transpose)."""
     key, transpose = to_framework_key(canonical, "keras")
     path = key.replace(".", "/")
-    path = re.sub(r"word_embeddings/embeddings$", "word_embeddings/weight", path)
-    path = re.sub(r"(^|/)layer/(\d+)/", r"\1layer_._\2/", path)
-    path = re.sub(r"^cls/(predictions)/", r"mlm___cls/\1/", path)
-    path = re.sub(r"^cls/(seq_relationship)/", r"nsp___cls/\1/", path)
+    for pattern, replacement in TF_H5_SPELLINGS:
+        path = re.sub(pattern, replacement, path)
     return path.split("/", 1)[0], path + ":0", transpose
 
 

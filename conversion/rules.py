@@ -39,6 +39,7 @@ __all__ = [
     "LEGACY_LEAF_NAMES",
     "LEGACY_TF_REWRITES",
     "LEGACY_TF_SKIP",
+    "TF_H5_SPELLINGS",
     "BASE_MODEL_PREFIX",
     "TIED_KEYS",
     "IGNORED_KEY_PATTERNS",
@@ -87,6 +88,16 @@ LEGACY_TF_REWRITES: dict[str, tuple[tuple[str, str], ...]] = {
         (r"^cls\.seq_relationship\.output_bias$", "cls.seq_relationship.bias"),
     ),
 }
+
+#: The other direction for ``tf_h5``: a "keras"-named key with "/" for "." -> its 4.x
+#: ``tf_model.h5`` spelling (without the model scope and ``:0``), applied in order.
+#: ``LEGACY_TF_REWRITES["tf_h5"]`` undoes each of these.
+TF_H5_SPELLINGS: tuple[tuple[str, str], ...] = (
+    (r"word_embeddings/embeddings$", "word_embeddings/weight"),
+    (r"(^|/)layer/(\d+)/", r"\1layer_._\2/"),            # layer.3 -> layer_._3
+    (r"^cls/(predictions)/", r"mlm___cls/\1/"),            # 4.x's MLM head layer
+    (r"^cls/(seq_relationship)/", r"nsp___cls/\1/"),       # 4.x's NSP head layer
+)
 
 #: Legacy TF variables that are optimizer state or bookkeeping, never weights.
 LEGACY_TF_SKIP = re.compile(r"(adam_[mv]|AdamWeightDecayOptimizer(_\d+)?|global_step|_power|Momentum)$")
