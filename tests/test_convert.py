@@ -8,31 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import transformers
 
 from bert_core import BertConfig, CheckpointError
-from conversion import SafetensorsFile, TIED_KEYS
+from conversion import SafetensorsFile
 from conversion.convert import MANIFEST_NAME, convert
 from conversion.layout import canonical_shapes
-from harness import tiny_config_dict
+from harness import LEGACY_FIXTURES as FIXTURES
+from harness import LEGACY_HEADS as HEADS
+from harness import assert_same_tensors, legacy_twin, tiny_config_dict
 
-FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
-HEADS = {"pretraining": "pretraining", "sequence_classification": "sequence-classification",
-         "question_answering": "question-answering"}
 SOURCES = ["model.safetensors", "pytorch_model.bin", "tf_model.h5", "flax_model.msgpack"]
-
-
-def _twin(head_dir):
-    state = dict(SafetensorsFile(FIXTURES / head_dir / "model.safetensors"))
-    return {k: v for k, v in state.items() if k not in TIED_KEYS}
-
-
-def _assert_bit_equal(a, b):
-    assert sorted(a) == sorted(b)
-    for key in a:
-        assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape and np.array_equal(a[key], b[key]), key
 
 
 @pytest.mark.parametrize("head_dir", HEADS)
@@ -41,7 +28,7 @@ def test_every_format_converts_to_the_pytorch_twin(tmp_path, head_dir, source):
     result = convert(FIXTURES / head_dir / source, "safetensors", tmp_path / "out")
     assert result.head == HEADS[head_dir]
     assert not result.report.missing_keys and not result.report.unexpected_keys
-    _assert_bit_equal(dict(SafetensorsFile(tmp_path / "out" / "model.safetensors")), _twin(head_dir))
+    assert_same_tensors(dict(SafetensorsFile(tmp_path / "out" / "model.safetensors")), legacy_twin(head_dir))
     assert (tmp_path / "out" / "config.json").is_file()
 
 
@@ -52,7 +39,7 @@ def test_safetensors_to_any_and_back_is_bit_exact_with_equal_manifests(tmp_path,
     middle = convert(tmp_path / "a", target, tmp_path / "b")
     assert (tmp_path / "b" / filename).is_file()
     last = convert(tmp_path / "b" / filename, "safetensors", tmp_path / "c")
-    _assert_bit_equal(dict(SafetensorsFile(tmp_path / "c" / "model.safetensors")), _twin("pretraining"))
+    assert_same_tensors(dict(SafetensorsFile(tmp_path / "c" / "model.safetensors")), legacy_twin("pretraining"))
     assert first.manifest["tensors"] == middle.manifest["tensors"] == last.manifest["tensors"]
     assert first.manifest["config_sha256"] == last.manifest["config_sha256"]
 
@@ -60,7 +47,7 @@ def test_safetensors_to_any_and_back_is_bit_exact_with_equal_manifests(tmp_path,
 def test_google_tf1_prefix_converts_like_transformers(tmp_path):
     result = convert(FIXTURES / "google_tf1" / "bert_model.ckpt", "safetensors", tmp_path / "out")
     assert result.head == "pretraining"
-    _assert_bit_equal(dict(SafetensorsFile(tmp_path / "out" / "model.safetensors")),
+    assert_same_tensors(dict(SafetensorsFile(tmp_path / "out" / "model.safetensors")),
                       dict(SafetensorsFile(FIXTURES / "google_tf1" / "expected.safetensors")))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,28 +9,16 @@ from bert_core import CheckpointError
 from conversion import SafetensorsFile, TIED_KEYS
 from conversion.legacy import read_flax_msgpack, read_google_tf1, read_tf_h5, write_flax_msgpack, write_torch_bin
 from conversion.checkpoint import read_torch_bin
+from harness import LEGACY_FIXTURES as FIXTURES
+from harness import LEGACY_HEADS, assert_same_tensors, legacy_twin
 
-FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
-HEADS = ["pretraining", "sequence_classification", "question_answering"]
-
-
-def _twin(head):
-    """The PyTorch twin, without the tied decoder copies a TF/Flax file never holds."""
-    state = dict(SafetensorsFile(FIXTURES / head / "model.safetensors"))
-    return {k: v for k, v in state.items() if k not in TIED_KEYS}
-
-
-def _assert_same_tensors(ours, ref):
-    assert sorted(ours) == sorted(ref)
-    for key in ref:
-        assert ours[key].shape == ref[key].shape and ours[key].dtype == ref[key].dtype, key
-        assert np.array_equal(ours[key], ref[key]), key
+HEADS = list(LEGACY_HEADS)
 
 
 @pytest.mark.parametrize("head", HEADS)
 @pytest.mark.parametrize("reader, filename", [(read_tf_h5, "tf_model.h5"), (read_flax_msgpack, "flax_model.msgpack")])
 def test_legacy_file_equals_pytorch_twin(head, reader, filename):
-    _assert_same_tensors(reader(FIXTURES / head / filename), _twin(head))
+    assert_same_tensors(reader(FIXTURES / head / filename), legacy_twin(head))
 
 
 @pytest.mark.parametrize("head", HEADS)
@@ -42,19 +28,19 @@ def test_pytorch_bin_equals_safetensors_twin(head):
     for tied, source in TIED_KEYS.items():
         if tied in state:
             assert np.array_equal(state.pop(tied), state[source])
-    _assert_same_tensors(state, _twin(head))
+    assert_same_tensors(state, legacy_twin(head))
 
 
 def test_google_tf1_equals_transformers_converter():
     ours = read_google_tf1(FIXTURES / "google_tf1" / "bert_model.ckpt")
-    _assert_same_tensors(ours, dict(SafetensorsFile(FIXTURES / "google_tf1" / "expected.safetensors")))
+    assert_same_tensors(ours, dict(SafetensorsFile(FIXTURES / "google_tf1" / "expected.safetensors")))
 
 
 @pytest.mark.parametrize("head", HEADS)
 def test_writers_round_trip_bit_exact(tmp_path, head):
-    tensors = _twin(head)
-    _assert_same_tensors(read_flax_msgpack(write_flax_msgpack(tensors, tmp_path / "flax_model.msgpack")), tensors)
-    _assert_same_tensors(read_torch_bin(write_torch_bin(tensors, tmp_path / "pytorch_model.bin")), tensors)
+    tensors = legacy_twin(head)
+    assert_same_tensors(read_flax_msgpack(write_flax_msgpack(tensors, tmp_path / "flax_model.msgpack")), tensors)
+    assert_same_tensors(read_torch_bin(write_torch_bin(tensors, tmp_path / "pytorch_model.bin")), tensors)
 
 
 def test_msgpack_readable_by_transformers_layout(tmp_path):
@@ -64,7 +50,7 @@ def test_msgpack_readable_by_transformers_layout(tmp_path):
     from conversion.legacy import flatten_tree
 
     ref = flatten_tree(msgpack_restore((FIXTURES / "pretraining" / "flax_model.msgpack").read_bytes()))
-    ours = flatten_tree(msgpack_restore(write_flax_msgpack(_twin("pretraining"), tmp_path / "f.msgpack").read_bytes()))
+    ours = flatten_tree(msgpack_restore(write_flax_msgpack(legacy_twin("pretraining"), tmp_path / "f.msgpack").read_bytes()))
     assert sorted(ours) == sorted(ref)
 
 

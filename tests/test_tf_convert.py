@@ -15,7 +15,6 @@ Claims, on the `transformers` 4.57.6 fixtures (`tests/fixtures/legacy/`):
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -25,30 +24,18 @@ import bert_tf
 import keras
 import tensorflow as tf
 from bert_core.errors import CheckpointError, ConfigError
-from conversion import TIED_KEYS, SafetensorsFile
+from conversion import SafetensorsFile
 from conversion.cli import main
 from conversion.legacy import read_tf_h5
-from harness import TOL, max_abs_diff, tiny_config_dict
+from harness import LEGACY_FIXTURES as FIXTURES
+from harness import LEGACY_HEADS as HEADS
+from harness import TOL, assert_same_tensors, legacy_twin, max_abs_diff, tiny_config_dict
 from tokenization import BertTokenizerFast
 
-FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
-HEADS = {"pretraining": "pretraining", "sequence_classification": "sequence-classification",
-         "question_answering": "question-answering"}
 OUTPUTS = {"pretraining": ("prediction_logits", "seq_relationship_logits"),
            "sequence_classification": ("logits",), "question_answering": ("start_logits", "end_logits")}
 #: Outputs with a sequence axis: padded positions are excluded from the comparison.
 PER_TOKEN = ("prediction_logits", "start_logits", "end_logits")
-
-
-def _twin(head_dir):
-    state = dict(SafetensorsFile(FIXTURES / head_dir / "model.safetensors"))
-    return {k: v for k, v in state.items() if k not in TIED_KEYS}
-
-
-def _assert_bit_equal(a, b):
-    assert sorted(a) == sorted(b)
-    for key in a:
-        assert a[key].dtype == b[key].dtype and a[key].shape == b[key].shape and np.array_equal(a[key], b[key]), key
 
 
 def _convert(src, to, out, *extra):
@@ -80,9 +67,9 @@ def test_to_tf_writes_the_h5_transformers_4_wrote_and_converts_back_bit_exact(tm
         assert [n for n, _ in ours[layer]] == [n for n, _ in theirs[layer]], layer
         for (name, a), (_, b) in zip(ours[layer], theirs[layer]):
             assert a.dtype == b.dtype and np.array_equal(a, b), name
-    _assert_bit_equal(read_tf_h5(tmp_path / "tf" / "tf_model.h5"), read_tf_h5(FIXTURES / head_dir / "tf_model.h5"))
+    assert_same_tensors(read_tf_h5(tmp_path / "tf" / "tf_model.h5"), read_tf_h5(FIXTURES / head_dir / "tf_model.h5"))
     _convert(tmp_path / "tf" / "tf_model.h5", "safetensors", tmp_path / "back")
-    _assert_bit_equal(dict(SafetensorsFile(tmp_path / "back" / "model.safetensors")), _twin(head_dir))
+    assert_same_tensors(dict(SafetensorsFile(tmp_path / "back" / "model.safetensors")), legacy_twin(head_dir))
 
 
 def test_to_tf_base_model_and_bfloat16(tmp_path):
@@ -105,7 +92,7 @@ def test_to_tf_base_model_and_bfloat16(tmp_path):
 def test_to_keras_loads_with_keras_and_gives_the_4x_outputs(tmp_path, head_dir):
     _convert(FIXTURES / head_dir, "keras", tmp_path / "keras")
     model = keras.models.load_model(tmp_path / "keras" / "model.keras")
-    _assert_bit_equal(bert_tf.canonical_tensors(model), _twin(head_dir))
+    assert_same_tensors(bert_tf.canonical_tensors(model), legacy_twin(head_dir))
     ref = _reference(head_dir)
     inputs = {k.split(".", 1)[1]: tf.constant(v) for k, v in ref.items() if k.startswith("input.")}
     outputs = model(**inputs)
