@@ -8,8 +8,9 @@ copied once into a JAX array: staged in a host buffer block by block
 (``conversion.safetensors_io.read_blocks`` drops each block's file pages once
 copied), largest first, and no random initialisation (the model is built with
 ``_do_init=False``, shapes from ``jax.eval_shape``), so peak memory stays at one
-copy of the weights plus one staging buffer (``tests/test_load_memory.py``). Saving writes the canonical safetensors layout
-(no torch needed), so a Flax model loads in PyTorch, Keras and ``transformers``.
+copy of the weights plus one staging buffer (``tests/test_load_memory.py``).
+Saving writes the canonical safetensors layout (no torch needed), so a Flax
+model loads in PyTorch, Keras and ``transformers``.
 """
 
 from __future__ import annotations
@@ -121,9 +122,9 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
     model = cls(config, dtype=dtype, param_dtype=param_dtype, gradient_checkpointing=gradient_checkpointing,
                 scan_layers=False, _do_init=False, **kwargs)
     shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}
-    report = match_state(shapes, _canonical_model_shapes(model), ignore_mismatched_sizes=ignore_mismatched_sizes,
-                         source=source)
-    params = _params_from(tensors, report, _canonical_model_shapes(model), param_dtype)
+    model_shapes = _canonical_model_shapes(model)
+    report = match_state(shapes, model_shapes, ignore_mismatched_sizes=ignore_mismatched_sizes, source=source)
+    params = _params_from(tensors, report, model_shapes, param_dtype)
     if report.missing_keys or report.mismatched_keys:
         params = model.init_weights(jax.random.PRNGKey(seed), model.input_shape, params=params)
     model.params = params

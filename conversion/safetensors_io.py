@@ -129,10 +129,12 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
         return iter(self._entries)
 
     def blocks(self, name: str, max_bytes: int | None = None) -> Iterator[tuple[Any, np.ndarray]]:
-        """``(index, view)`` blocks of tensor ``name`` along its first axis, each at most ``max_bytes``
-        (default :data:`BLOCK_BYTES`; one row at least); the pages of a block leave this process's resident memory when the next
-        block is asked for. ``index`` selects the block in an array of the tensor's shape
-        (``slice(start, stop)``; ``...`` for a 0-d tensor).
+        """``(index, view)`` blocks of tensor ``name`` along its first axis.
+
+        Each block is at most ``max_bytes`` (default :data:`BLOCK_BYTES`; one row at least); its
+        pages leave this process's resident memory when the next block is asked for. ``index``
+        selects the block in an array of the tensor's shape (``slice(start, stop)``; ``...`` for a
+        0-d tensor).
         """
         array = self[name]
         _, _, begin, end = self._entries[name]
