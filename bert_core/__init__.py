@@ -4,8 +4,9 @@ Imports no deep-learning framework.
 """
 
 from .config import ACTIVATIONS, POSITION_EMBEDDING_TYPES, BertConfig
-from .errors import CheckpointError, ConfigError, MissingBackendError, TokenizerError, TriBertError
+from .errors import CheckpointError, ConfigError, InputError, MissingBackendError, TokenizerError, TriBertError
 from .heads import HEADS, Head, get_head, head_for_class_name, head_for_config
+from .inputs import validate_inputs
 from .hub import HubError, resolve_file
 from .outputs import *  # noqa: F401,F403  (the output classes; see outputs.__all__)
 from .outputs import __all__ as _output_names
@@ -22,6 +23,8 @@ __all__ = [
     "ConfigError",
     "CheckpointError",
     "TokenizerError",
+    "InputError",
+    "validate_inputs",
     "MissingBackendError",
     "HubError",
     "Head",

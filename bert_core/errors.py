@@ -7,7 +7,7 @@ shape problems, both shapes.
 
 from __future__ import annotations
 
-__all__ = ["TriBertError", "ConfigError", "CheckpointError", "TokenizerError", "MissingBackendError"]
+__all__ = ["TriBertError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MissingBackendError"]
 
 
 class TriBertError(ValueError):
@@ -24,6 +24,10 @@ class CheckpointError(TriBertError):
 
 class TokenizerError(TriBertError):
     """A tokenizer file or call argument is invalid (names the file or argument)."""
+
+
+class InputError(TriBertError):
+    """A call input is out of range or malformed (names the argument, the value and the valid range)."""
 
 
 class MissingBackendError(ImportError):

@@ -31,6 +31,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from bert_core.errors import CheckpointError
+from bert_core.heads import TIED_KEYS as _HEAD_TIED_KEYS
 
 __all__ = [
     "FRAMEWORKS",
@@ -56,10 +57,8 @@ BASE_MODEL_PREFIX = "bert"
 
 #: Target keys that may be absent from a checkpoint because they share storage
 #: with another key (the MLM decoder is tied to the word embeddings).
-TIED_KEYS: dict[str, str] = {
-    "cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
-    "cls.predictions.decoder.bias": "cls.predictions.bias",
-}
+#: Tied keys are a fact about the heads; their one home is :data:`bert_core.heads.TIED_KEYS`.
+TIED_KEYS = _HEAD_TIED_KEYS
 
 #: Checkpoint keys that are buffers, not weights: read without complaint, never loaded.
 IGNORED_KEY_PATTERNS = (re.compile(r"(^|\.)embeddings\.position_ids$"),)
