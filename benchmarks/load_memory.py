@@ -34,8 +34,8 @@ import tempfile
 from pathlib import Path
 
 JOBS = {
-    "convert": ("import conversion.convert as c", "c.convert(SRC, 'safetensors', OUT / ('converted' + TAG), head='base')"),
-    "convert-flax": ("import conversion.convert as c, flax.serialization",
+    "convert": ("import tribert.convert as c", "c.convert(SRC, 'safetensors', OUT / ('converted' + TAG), head='base')"),
+    "convert-flax": ("import tribert.convert as c, flax.serialization",
                      "c.convert(SRC, 'flax', OUT / ('converted-flax' + TAG), head='base')"),
     "transformers": ("import transformers, torch", "m = transformers.BertModel.from_pretrained(SRC)"),
     "torch": ("import bert_torch, torch", "m = bert_torch.BertModel.from_pretrained(SRC)"),

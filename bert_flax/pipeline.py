@@ -1,6 +1,6 @@
-"""``pipeline()`` for Flax: the shared pipeline code (bert_core.pipelines) with a jitted forward pass.
+"""``pipeline()`` for Flax: the shared pipeline code (bert_pipelines) with a jitted forward pass.
 
-Shapes are bucketed (bert_core.pipelines.bucket_length), so a stream of
+Shapes are bucketed (bert_pipelines.bucket_length), so a stream of
 inputs compiles a handful of shapes once and then runs at jitted speed. Tasks
 with per-token outputs pack several inputs into each row (bert_core.packing),
 so no compute goes to padding under static shapes.
@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bert_core.heads import get_head
-from bert_core.pipelines import Pipeline, build_pipeline, resolve_parts
+from bert_pipelines import Pipeline, build_pipeline, resolve_parts
 
 from . import wrappers
 

@@ -154,3 +154,16 @@ def write_converted(tensors: Mapping[str, np.ndarray], config: BertConfig, head:
         tokenizer = TFBertTokenizer.from_pretrained(out_dir) if has_vocab else None
         return [export_savedmodel(_build_model(tensors, config, head), tokenizer, out_dir / SAVEDMODEL_DIR)]
     raise ConfigError(f"bert_tf.write_converted: kind must be one of {list(KINDS)}, got {kind!r}")
+
+
+def _convert_writer(kind: str):
+    def write(tensors: Mapping[str, np.ndarray], config: BertConfig, head: str, out_dir: str | os.PathLike) -> list[Path]:
+        return write_converted(tensors, config, head, out_dir, kind=kind)
+
+    write.__doc__ = f"``tribert convert --to {kind}``: :func:`write_converted` with ``kind={kind!r}``."
+    return write
+
+
+#: The ``tribert convert --to`` targets this backend writes: target -> writer(tensors, config, head, out_dir)
+#: -> written paths. ``tribert.convert`` looks them up here; this package never imports the command line.
+CONVERT_WRITERS = {kind: _convert_writer(kind) for kind in KINDS}

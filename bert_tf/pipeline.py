@@ -1,6 +1,6 @@
-"""``pipeline()`` for TensorFlow: the shared pipeline code (bert_core.pipelines) with an XLA-compiled forward pass.
+"""``pipeline()`` for TensorFlow: the shared pipeline code (bert_pipelines) with an XLA-compiled forward pass.
 
-The shared engine pads every batch to a shape bucket (bert_core.pipelines.bucket_length,
+The shared engine pads every batch to a shape bucket (bert_pipelines.bucket_length,
 and the rows of a partial batch to a power of two: bucket_rows); the forward runs
 through :class:`bert_tf.compiled.CompiledCall` built on those same buckets, so a
 stream of inputs traces one ``tf.function`` and XLA compiles one program per
@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from bert_core.heads import get_head
-from bert_core.pipelines import Pipeline, PipelineError, bucket_length, build_pipeline, resolve_parts
+from bert_pipelines import Pipeline, PipelineError, bucket_length, build_pipeline, resolve_parts
 
 from . import models
 from .compiled import CompiledCall
@@ -99,7 +99,7 @@ def pipeline(
             mask, equal outputs, no compute on padding); ``batch_size`` then counts rows.
 
     Returns:
-        A callable :class:`bert_core.pipelines.Pipeline`.
+        A callable :class:`bert_pipelines.Pipeline`.
     """
     target = _device(device)
     policy = resolve_dtype(dtype)  # a bad name fails before any file is read

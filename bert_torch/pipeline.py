@@ -1,4 +1,4 @@
-"""``pipeline()`` for PyTorch: the shared pipeline code (bert_core.pipelines) with a torch forward pass."""
+"""``pipeline()`` for PyTorch: the shared pipeline code (bert_pipelines) with a torch forward pass."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from bert_core.heads import get_head
-from bert_core.pipelines import Pipeline, build_pipeline, resolve_parts
+from bert_pipelines import Pipeline, build_pipeline, resolve_parts
 
 from . import models
 
@@ -53,7 +53,7 @@ def pipeline(
         batch_size: rows per forward pass (inputs are sorted by length first).
 
     Returns:
-        A callable :class:`bert_core.pipelines.Pipeline`.
+        A callable :class:`bert_pipelines.Pipeline`.
     """
     target = _device(device)
     options: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}

@@ -1,4 +1,4 @@
-"""``tribert convert``: any checkpoint format -> canonical tensors -> any format, atomically.
+"""Any checkpoint format -> canonical tensors -> a target format, atomically (``tribert convert``'s core).
 
 The output directory is assembled in a temporary sibling and renamed into
 place, so a failure leaves nothing behind. Alongside the weights it holds the
@@ -8,6 +8,7 @@ config, the tokenizer and sentence-transformers files of the source, and
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -28,45 +29,27 @@ from .matching import LoadReport, match_state
 from .rules import TIED_KEYS
 from .safetensors_io import save_checkpoint
 
-__all__ = ["TARGET_FORMATS", "ConvertResult", "convert", "canonicalize", "MANIFEST_NAME"]
+__all__ = ["WRITERS", "ConvertResult", "convert", "canonicalize", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "tribert-manifest.json"
 
 
-def _write_safetensors(tensors, config, head, out: Path, max_shard_size) -> list[Path]:
+def _write_safetensors(tensors, config, head, out: Path, *, max_shard_size="5GB") -> list[Path]:
     return save_checkpoint(tensors, out, max_shard_size=max_shard_size)
 
 
-def _write_torch(tensors, config, head, out: Path, max_shard_size) -> list[Path]:
+def _write_torch(tensors, config, head, out: Path) -> list[Path]:
     return [write_torch_bin(tensors, out / "pytorch_model.bin")]
 
 
-def _write_flax(tensors, config, head, out: Path, max_shard_size) -> list[Path]:
+def _write_flax(tensors, config, head, out: Path) -> list[Path]:
     return [write_flax_msgpack(tensors, out / "flax_model.msgpack")]
 
 
-def _write_with_bert_tf(kind: str) -> Callable:
-    def write(tensors, config, head, out: Path, max_shard_size) -> list[Path]:
-        from bert_core._lazy import require
-
-        bert_tf = require("bert_tf")
-        writer = getattr(bert_tf, "write_converted", None)
-        if writer is None:
-            raise CheckpointError(f"--to {kind} needs the TensorFlow backend (bert_tf), which is not available yet")
-        return writer(tensors, config, head, out, kind=kind)
-
-    return write
-
-
-#: --to value -> writer(tensors, config, head, out_dir, max_shard_size) -> written paths.
-TARGET_FORMATS: dict[str, Callable] = {
-    "safetensors": _write_safetensors,
-    "torch": _write_torch,
-    "flax": _write_flax,
-    "tf": _write_with_bert_tf("tf"),
-    "keras": _write_with_bert_tf("keras"),
-    "savedmodel": _write_with_bert_tf("savedmodel"),
-}
+#: The targets conversion writes itself: target -> writer(tensors, config, head, out_dir) -> written paths.
+#: Files of a framework's own format import that framework lazily; a target that needs a backend
+#: (``tf``, ``keras``, ``savedmodel``) is the backend's ``CONVERT_WRITERS``, passed in by ``tribert.convert``.
+WRITERS: dict[str, Callable] = {"safetensors": _write_safetensors, "torch": _write_torch, "flax": _write_flax}
 
 
 @dataclass
@@ -139,24 +122,30 @@ def convert(
     drop_unused: bool = False,
     overwrite: bool = False,
     max_shard_size: int | str = "5GB",
+    writer: Callable | None = None,
     **hub_kwargs,
 ) -> ConvertResult:
     """Convert the checkpoint ``src`` to format ``to`` in directory ``out``.
 
     Args:
         src: a directory, a weight file, a TF1 checkpoint prefix or a hub repo id.
-        to: one of :data:`TARGET_FORMATS`.
+        to: the target's name (recorded in the manifest); one of :data:`WRITERS` unless ``writer`` is given.
         head: registry name of the head (default: from ``config.architectures``, else the keys present).
         dtype: cast floating tensors (float32 / float16 / bfloat16).
         config_path: a config file when none sits next to the weights.
         drop_unused: drop tensors the head does not use instead of failing.
         overwrite: replace an existing ``out``.
+        writer: ``writer(tensors, config, head, out_dir) -> written paths`` for ``to`` (a backend's
+            ``CONVERT_WRITERS`` entry; ``tribert.convert`` looks it up).
 
     Raises:
         CheckpointError / ConfigError: bad input; nothing is written.
     """
-    if to not in TARGET_FORMATS:
-        raise ConfigError(f"--to {to!r} is not supported; choose one of {sorted(TARGET_FORMATS)}")
+    if writer is None and to not in WRITERS:
+        raise ConfigError(f"--to {to!r} is not supported here; choose one of {sorted(WRITERS)} "
+                          "(tribert.convert adds the targets the backends write)")
+    if writer is None:
+        writer = functools.partial(WRITERS[to], max_shard_size=max_shard_size) if to == "safetensors" else WRITERS[to]
     out = Path(out)
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise CheckpointError(f"output {out} already exists; pass --overwrite to replace it")
@@ -175,7 +164,7 @@ def convert(
     with atomic_directory(out) as tmp:
         # Side files first: the SavedModel writer builds its in-graph tokenizer from them.
         _copy_side_files(source, tmp, Path(config_path) if config_path else None)
-        written = TARGET_FORMATS[to](canonical, config, head, tmp, max_shard_size)
+        written = writer(canonical, config, head, tmp)
         config.save_pretrained(tmp)
         info = manifest(canonical, config)
         info |= {"source": str(src), "source_format": source.format, "target_format": to, "head": head}

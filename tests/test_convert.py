@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import transformers
 
-from bert_core import BertConfig, CheckpointError
+from bert_core import BertConfig, CheckpointError, ConfigError
 from conversion import SafetensorsFile
-from conversion.convert import MANIFEST_NAME, convert
+from conversion.convert import MANIFEST_NAME
 from conversion.layout import canonical_shapes
+from tribert.convert import convert
 from harness import LEGACY_FIXTURES as FIXTURES
 from harness import LEGACY_HEADS as HEADS
 from harness import assert_same_tensors, legacy_twin, tiny_config_dict
@@ -83,6 +84,15 @@ def test_unused_head_weights_are_never_dropped_silently(tmp_path):
     # BertForMaskedLM has no pooler and no NSP head, exactly as in transformers.
     assert sorted(result.report.unexpected_keys) == ["bert.pooler.dense.bias", "bert.pooler.dense.weight",
                                                      "cls.seq_relationship.bias", "cls.seq_relationship.weight"]
+
+
+def test_conversion_alone_writes_no_backend_target(tmp_path):
+    """The TF targets are bert_tf's (tribert.convert looks them up); conversion never reaches up for them."""
+    from conversion.convert import convert as core_convert
+
+    with pytest.raises(ConfigError, match=r"--to 'keras' is not supported here.*tribert.convert"):
+        core_convert(FIXTURES / "pretraining", "keras", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def _cli(*args):

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import transformers
 
-from conversion.parity import head_checkpoint
 from test_pipelines_core import LABELS, NER_TEXTS, SENTENCES, assert_same
+from tribert.parity import head_checkpoint
 
 FRAMEWORKS = ("torch", "tf", "flax")
 QA = [{"question": "Who described photosynthesis?", "context": "Photosynthesis was first described by Jan Ingenhousz in 1779. " * 8},
@@ -116,7 +116,7 @@ def test_question_answering_equals_torch(framework, heads):
 def test_tribert_run_fill_mask_from_stdin(framework, heads):
     lines = "Plants create [MASK] through a process known as photosynthesis.\nno mask on this line\nThe capital of France is [MASK].\n"
     proc = subprocess.run(
-        [sys.executable, "-m", "conversion.cli", "run", "--task", "fill-mask", "--model", str(heads["masked-lm"]), "--framework", framework],
+        [sys.executable, "-m", "tribert", "run", "--task", "fill-mask", "--model", str(heads["masked-lm"]), "--framework", framework],
         input=lines, capture_output=True, text=True, timeout=300,
     )
     results = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -168,8 +168,8 @@ def test_tf_pipeline_rejects_an_unknown_dtype_before_loading(tmp_path):
 
 def test_tf_pipeline_reads_a_converted_keras_directory(real_model_dir, tmp_path):
     """`tribert convert --to keras` output (model.keras + side files) runs in the TF pipeline, as the demo does."""
-    from bert_core.pipelines import PipelineError
-    from conversion.convert import convert
+    from bert_pipelines import PipelineError
+    from tribert.convert import convert
 
     sentence_transformers = pytest.importorskip("sentence_transformers")
     convert(real_model_dir, "keras", tmp_path / "keras", head="base")

@@ -19,7 +19,7 @@ import torch
 import transformers
 
 from bert_core import BertConfig
-from bert_core.pipelines import PipelineError, build_pipeline
+from bert_pipelines import PipelineError, build_pipeline
 from tokenization import AutoTokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pipelines"

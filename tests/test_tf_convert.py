@@ -25,12 +25,12 @@ import keras
 import tensorflow as tf
 from bert_core.errors import CheckpointError, ConfigError
 from conversion import SafetensorsFile
-from conversion.cli import main
 from conversion.legacy import read_tf_h5
 from harness import LEGACY_FIXTURES as FIXTURES
 from harness import LEGACY_HEADS as HEADS
 from harness import TOL, assert_same_tensors, legacy_twin, max_abs_diff, tiny_config_dict
 from tokenization import BertTokenizerFast
+from tribert.cli import main
 
 OUTPUTS = {"pretraining": ("prediction_logits", "seq_relationship_logits"),
            "sequence_classification": ("logits",), "question_answering": ("start_logits", "end_logits")}

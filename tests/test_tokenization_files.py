@@ -172,7 +172,7 @@ def test_save_overwrites_atomically(real_model_dir, tmp_path):
 
 def test_core_packages_import_no_framework():
     code = (
-        "import sys, bert_core, tokenization, conversion, conversion.cli\n"
+        "import sys, bert_core, tokenization, conversion, bert_pipelines, tribert.cli\n"
         "heavy = sorted(m for m in ('torch', 'tensorflow', 'jax', 'flax', 'keras') if m in sys.modules)\n"
         "print(','.join(heavy))"
     )

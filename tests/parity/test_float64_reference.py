@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conversion.parity import REFERENCE, TOLERANCE, head_checkpoint, make_inputs, run_framework
 from harness import real_checkpoint_dir
+from tribert.parity import REFERENCE, TOLERANCE, head_checkpoint, make_inputs, run_framework
 
 _WORK = Path(tempfile.mkdtemp(prefix="tribert-float64-"))
 HEADS = ["base", "masked-lm", "question-answering"]
@@ -46,7 +46,7 @@ def exact(head: str) -> dict[str, np.ndarray]:
     model = cls.from_pretrained(directory, dtype=torch.float64, attn_implementation="eager").eval()
     with torch.no_grad():
         out = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}, output_hidden_states=True)
-    flat = {}  # named as conversion.parity.flatten_outputs names them, but kept in float64
+    flat = {}  # named as tribert.parity.flatten_outputs names them, but kept in float64
     for name, value in out.items():
         if isinstance(value, tuple):
             flat.update({f"{name}[{i}]": v.numpy() for i, v in enumerate(value)})

@@ -20,9 +20,9 @@ import pytest
 
 from bert_core import HEADS, BertConfig
 from conversion.layout import canonical_shapes
-from conversion.parity import REFERENCE, RTOL, TOLERANCE, compare, head_checkpoint, make_inputs, run_framework
 from conversion.safetensors_io import save_checkpoint
 from harness import real_checkpoint_dir, tiny_config_dict
+from tribert.parity import REFERENCE, RTOL, TOLERANCE, compare, head_checkpoint, make_inputs, run_framework
 
 FRAMEWORKS = ("torch", "tf", "flax")
 PAIRS = [*itertools.combinations(FRAMEWORKS, 2), *((f, REFERENCE) for f in FRAMEWORKS)]

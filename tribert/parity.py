@@ -23,10 +23,10 @@ import numpy as np
 from bert_core import HEADS, BertConfig, TriBertError
 from bert_core.heads import get_head
 
-from .checkpoint import resolve_checkpoint
-from .convert import canonicalize
-from .layout import canonical_shapes
-from .safetensors_io import save_checkpoint
+from conversion.checkpoint import resolve_checkpoint
+from conversion.convert import canonicalize
+from conversion.layout import canonical_shapes
+from conversion.safetensors_io import save_checkpoint
 
 __all__ = ["FRAMEWORKS", "TOLERANCE", "ParityRow", "head_checkpoint", "make_inputs", "run_framework", "parity_table", "format_table"]
 

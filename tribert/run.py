@@ -3,8 +3,11 @@
 Each input line is one input (question-answering: a JSON object with
 ``question`` and ``context``; text-classification also accepts
 ``{"text": ..., "text_pair": ...}``). Results are flushed line by line, so the
-command works in a shell pipe; a bad line yields ``{"error": ..., "line": N}``
-on its own output line and the stream goes on.
+command works in a shell pipe; a bad line (not JSON where JSON is expected,
+no ``[MASK]``, or an input the model cannot take: an id outside its vocabulary,
+a token type or length past its tables, which the pipelines engine checks
+before every forward) yields ``{"error": ..., "line": N}`` on its own output
+line and the stream goes on; the command then exits non-zero.
 """
 
 from __future__ import annotations
@@ -39,10 +42,10 @@ def jsonable(value: Any) -> Any:
 
 
 def load_pipeline(task: str, model: str, framework: str = "torch", device: str | None = None, dtype: str | None = None, **kwargs: Any):
-    """The ``pipeline`` of backend ``framework`` (imported only now)."""
+    """The ``pipeline`` of backend ``framework``, from its ``pipeline`` module (imported only now)."""
     if framework not in FRAMEWORKS:
         raise TriBertError(f"--framework must be one of {', '.join(FRAMEWORKS)}, got {framework!r}")
-    backend = importlib.import_module(FRAMEWORKS[framework])
+    backend = importlib.import_module(f"{FRAMEWORKS[framework]}.pipeline")
     return backend.pipeline(task, model=model, device=device, dtype=dtype, **kwargs)
 
 

@@ -5,7 +5,11 @@ A backend supplies only ``forward``: a function from a batch of numpy inputs
 dict of numpy outputs (``logits``, ``last_hidden_state``, ``start_logits`` /
 ``end_logits``). Everything else (pre-processing, length-sorted batching,
 shape buckets for compiled backends, post-processing) lives here once, so the
-three frameworks give the same answers by construction.
+three frameworks give the same answers by construction. Every batch is checked
+against the model's input contract (:func:`bert_core.validate_inputs`) here, on
+the host, before the backend's (possibly compiled) forward sees it: an id
+outside the vocabulary or an input longer than the position table raises
+:class:`bert_core.InputError` in every framework alike.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TriBertError
-from ..packing import pack_sequences, plan_packing
+from bert_core.errors import TriBertError
+from bert_core.inputs import max_sequence_length, validate_inputs
+from bert_core.packing import pack_sequences, plan_packing
 
 __all__ = ["Feature", "Pipeline", "Task", "PipelineError", "bucket_length", "bucket_rows", "softmax", "PACK_ROW_LENGTH"]
 
@@ -163,8 +168,22 @@ class Pipeline:
         return tqdm(batches, desc=self.task.name, unit="batch", file=sys.stderr)
 
     def _length_limit(self) -> int | None:
-        limit = getattr(self.tokenizer, "model_max_length", None)
-        return limit if limit and limit < 1_000_000 else None
+        """The longest row a bucket may pad to: the tokenizer's limit and the model's position table."""
+        limits = [getattr(self.tokenizer, "model_max_length", None)]
+        if getattr(self.task.config, "max_position_embeddings", None):
+            limits.append(max_sequence_length(self.task.config))
+        limits = [n for n in limits if n and n < 1_000_000]
+        return min(limits) if limits else None
+
+    def _forward(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The backend's forward on a host batch that holds the model's input contract.
+
+        Checked here because a compiled forward (XLA, ``jax.jit``) would clamp or wrap
+        an out-of-range id silently; the same check then holds in every backend.
+        """
+        validate_inputs(self.task.config, input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"),
+                        position_ids=batch.get("position_ids"), seq_length=batch["input_ids"].shape[-1])
+        return self.forward(batch)
 
     def _run(self, features: list[Feature], batch_size: int, progress: bool | None) -> None:
         if self.pack and self.task.token_level and features:
@@ -185,7 +204,7 @@ class Pipeline:
                 extra = bucket_rows(len(rows), batch_size) - len(rows)
                 batch = {k: np.concatenate([v, np.full((extra, length), self._pad_value(k), v.dtype)])
                          for k, v in batch.items()}
-            outputs = self.forward(batch)
+            outputs = self._forward(batch)
             for position, i in enumerate(rows):
                 real = len(features[i].inputs["input_ids"])
                 row = {key: np.asarray(outputs[key][position]) for key in self.task.outputs}
@@ -205,7 +224,7 @@ class Pipeline:
             chosen = [features[i].inputs for i in indices]
             batch, _ = pack_sequences(chosen, packing=packing, pad_token_id=self.tokenizer.pad_token_id)
             del batch["segment_ids"]
-            outputs = self.forward(batch)
+            outputs = self._forward(batch)
             pieces = {key: packing.unpack(outputs[key]) for key in self.task.outputs}
             for j, i in enumerate(indices):
                 features[i].outputs = {key: np.asarray(pieces[key][j]) for key in self.task.outputs}

@@ -1,4 +1,4 @@
-"""Framework-neutral pipelines: each backend's ``pipeline()`` supplies only the forward pass.
+"""The framework-neutral pipelines engine: each backend's ``pipeline()`` supplies only the forward pass.
 
 Tasks: fill-mask, feature-extraction, sentence-embeddings,
 text-classification, token-classification, question-answering.

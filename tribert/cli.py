@@ -7,6 +7,7 @@ Subcommands:
     parity    max |diff| per head and output between the frameworks and transformers.
 
 Errors print one line and exit non-zero; ``--verbose`` shows the traceback.
+This package is the top layer: the only one that imports every backend.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import platform
 import sys
 from typing import Callable, Sequence
+
+from . import __version__
 
 __all__ = ["main"]
 
@@ -62,13 +65,7 @@ def _framework_env() -> dict[str, dict[str, object]]:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ours = version("tribert")
-    except PackageNotFoundError:
-        ours = "not installed"
-    report = {"tribert": ours, "python": platform.python_version(), "platform": platform.platform(),
+    report = {"tribert": __version__, "python": platform.python_version(), "platform": platform.platform(),
               "frameworks": _framework_env()}
     if args.json:
         print(json.dumps(report, indent=2))
@@ -122,6 +119,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tribert", description="One BERT, three frameworks.")
     parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"tribert {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     env = sub.add_parser("env", help="print versions and devices of torch, tensorflow and jax")
     env.add_argument("--json", action="store_true", help="print JSON")
@@ -145,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--local-files-only", action="store_true", help="never contact the hub")
     conv.set_defaults(func=_cmd_convert)
 
-    from bert_core.pipelines import TASKS
+    from bert_pipelines import TASKS
 
     from .run import FRAMEWORKS
 
