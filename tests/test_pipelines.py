@@ -128,6 +128,62 @@ def test_tribert_run_fill_mask_from_stdin(framework, heads):
     assert "line 2" in proc.stderr
 
 
+@pytest.fixture(scope="module")
+def mismatched(tmp_path_factory, real_model_dir):
+    """Tiny random models the real tokenizer does not fit: a 1000-id vocabulary (the tokenizer's words are
+    ids >= 999), one token type, 16 positions. Each directory holds the real model's tokenizer files."""
+    from bert_core import BertConfig
+    from conversion.layout import canonical_shapes
+    from conversion.safetensors_io import save_checkpoint
+    from harness import tiny_config_dict
+
+    models = {"small-vocab": ("masked-lm", {"vocab_size": 1000}),
+              "one-token-type": ("sequence-classification", {"vocab_size": 30522, "type_vocab_size": 1}),
+              "short-positions": ("masked-lm", {"vocab_size": 30522, "max_position_embeddings": 16})}
+    out = {}
+    for name, (head, changes) in models.items():
+        directory = tmp_path_factory.mktemp(name)
+        config = BertConfig(**tiny_config_dict(**changes))
+        rng = np.random.default_rng(0)
+        save_checkpoint({k: (rng.standard_normal(s) * 0.2).astype(np.float32) for k, s in canonical_shapes(config, head).items()},
+                        directory)  # fmt: skip
+        config.save_pretrained(directory)
+        for file in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            (directory / file).write_bytes((real_model_dir / file).read_bytes())
+        out[name] = directory
+    return out
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_inputs_the_model_cannot_take_raise_input_error_before_the_forward(framework, mismatched):
+    """The engine checks each host batch (bert_core.validate_inputs): never a silent clamp inside a compiled call."""
+    from bert_core import InputError
+
+    with pytest.raises(InputError, match=r"input_ids holds \d+, outside \[0, 1000\) \(vocab_size=1000\)"):
+        cached(framework, "fill-mask", mismatched["small-vocab"])("The capital of France is [MASK].")
+    pair = {"text": "Is it raining?", "text_pair": "The sky is clear today."}  # the second segment is token type 1
+    with pytest.raises(InputError, match=r"token_type_ids holds 1, outside \[0, 1\) \(type_vocab_size=1\)"):
+        cached(framework, "text-classification", mismatched["one-token-type"])(pair)
+    assert set(cached(framework, "text-classification", mismatched["one-token-type"])("Is it raining?")) == {"label", "score"}
+    with pytest.raises(InputError, match=r"max_position_embeddings=16"):
+        cached(framework, "fill-mask", mismatched["short-positions"])("a rather long sentence " * 5 + "[MASK].")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_tribert_run_reports_an_input_error_per_line_and_goes_on(framework, mismatched):
+    import io
+
+    from tribert.run import jsonable, run_lines
+
+    pipe = cached(framework, "fill-mask", mismatched["short-positions"])
+    lines = ["Paris is [MASK].", "a rather long sentence " * 5 + "[MASK].", "Rome is [MASK]."]
+    out = io.StringIO()
+    assert run_lines(pipe, "fill-mask", lines, out) == 1
+    first, error, last = map(json.loads, out.getvalue().splitlines())
+    assert error["line"] == 2 and "max_position_embeddings=16" in error["error"] and set(error) == {"error", "line"}
+    assert first == jsonable(pipe(lines[0])) and last == jsonable(pipe(lines[2]))
+
+
 def test_tf_pipeline_traces_once_for_a_stream_of_inputs(real_model_dir):
     """The TF forward is one compiled tf.function: inputs of varied lengths and counts reuse its one trace."""
     pipe = backend("tf").pipeline("sentence-embeddings", model=real_model_dir, batch_size=4, jit_compile=False)
