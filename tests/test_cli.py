@@ -32,6 +32,13 @@ def test_env_reports_three_frameworks():
     assert "cpu" in frameworks["torch"]["devices"]
 
 
+def test_version_is_the_installed_distributions():
+    from importlib.metadata import version
+
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"tribert {version('tribert')}"
+
+
 def test_unknown_subcommand_fails_cleanly():
     result = run_cli("frobnicate")
     assert result.returncode != 0 and "invalid choice" in result.stderr
