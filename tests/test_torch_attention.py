@@ -10,7 +10,7 @@ import torch
 
 import bert_torch
 from bert_core import BertConfig
-from bert_torch.attention import BertSelfAttention, eager_attention, make_attention_bias, sdpa_attention
+from bert_torch.attention import BertSelfAttention, eager_attention, fused_attention, make_attention_bias
 from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
 
 
@@ -18,13 +18,13 @@ def batch_tensors(vocab_size: int = 99, **kw) -> dict:
     return {k: torch.tensor(v) for k, v in padded_batch(vocab_size, **kw).items()}
 
 
-def test_eager_attention_equals_sdpa_with_a_padding_bias():
+def test_eager_attention_equals_fused_attention_with_a_padding_bias():
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(3, 4, 5, 8, generator=g) for _ in range(3))
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]])
     bias = make_attention_bias(mask, query_length=5, key_length=5, dtype=torch.float32, device=torch.device("cpu"))
     context, probs = eager_attention(q, k, v, bias)
-    assert max_abs_diff(context, sdpa_attention(q, k, v, bias)) <= 1e-6
+    assert max_abs_diff(context, fused_attention(q, k, v, bias)) <= 1e-6
     assert torch.isfinite(context).all()
     # A row with no real key softmaxes uniformly instead of NaN.
     assert torch.allclose(probs[2], torch.full_like(probs[2], 1 / 5))
