@@ -220,7 +220,7 @@ class BertSelfAttention(nn.Module):
         return fused_attention(query, key, value, attention_bias, dropout, self.training, scaling), None
 
     def _attend_packed(self, hidden_states: torch.Tensor, packed: PackedBatch) -> tuple[torch.Tensor, None, KeyValue]:
-        """Self-attention on ``(1, tokens, hidden)`` real tokens, each sequence on its own (:func:`varlen_attention`)."""
+        """Self-attention on ``(1, tokens, hidden)`` real tokens, each sequence alone (:func:`varlen_attention`)."""
         tokens = hidden_states.shape[1]
 
         def heads(linear: nn.Linear) -> torch.Tensor:

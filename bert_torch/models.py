@@ -256,7 +256,7 @@ class BertHeadModel(BertPreTrainedModel):
         self.add_module(name, build(config, head))
         self.post_init()
 
-    def run_head(self, args: dict[str, Any]):
+    def _run_head(self, args: dict[str, Any]):
         """The forward pass of ``head`` on its arguments by name (``Head.forward_args``, all present)."""
         head, config = self.head, self.config
         labels = tuple(args[name] for name in head.labels)
@@ -276,11 +276,12 @@ class BertHeadModel(BertPreTrainedModel):
         if head.dropout:
             features = [self.dropout(x) for x in features]
         logits = getattr(self, _MODULES[head.module][0])(*features)
+        if head.choices:
+            logits = logits.view(-1, num_choices)  # (batch * choices, 1) -> (batch, choices)
         if not isinstance(logits, tuple):
-            if len(head.logits) > 1:  # question answering: (batch, seq, 2) -> start (batch, seq), end (batch, seq)
-                logits = tuple(t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-            else:
-                logits = (logits.view(-1, num_choices) if head.choices else logits,)  # (batch, choices)
+            # One tensor per output field: question answering's (batch, seq, 2) becomes start and end (batch, seq).
+            logits = (logits,) if len(head.logits) == 1 else tuple(
+                t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
         carried = {f: getattr(bert, f) for f in _CARRIED if f in head.output.field_names()}
         output = head.output(loss=head_loss(head, config, logits, labels), **dict(zip(head.logits, logits)),
                              **carried)
@@ -312,7 +313,7 @@ def build_head_class(head: Head) -> type:
     class_doc, forward_doc = _DOCS[head.name]
 
     def forward(self, *args: Any, **kwargs: Any):
-        return self.run_head(_bind(head, args, kwargs))
+        return self._run_head(_bind(head, args, kwargs))
 
     forward.__signature__ = inspect.Signature(
         [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
@@ -328,3 +329,4 @@ def build_head_class(head: Head) -> type:
 for _head in HEADS.values():
     if _head.name != "base":
         globals()[_head.class_name] = build_head_class(_head)
+del _head
