@@ -282,7 +282,7 @@ class BertHeadModel(BertPreTrainedModel):
             # One tensor per output field: question answering's (batch, seq, 2) becomes start and end (batch, seq).
             logits = (logits,) if len(head.logits) == 1 else tuple(
                 t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        carried = {f: getattr(bert, f) for f in _CARRIED if f in head.output.field_names()}
+        carried = {field: getattr(bert, field) for field in self._carried_fields}
         output = head.output(loss=head_loss(head, config, logits, labels), **dict(zip(head.logits, logits)),
                              **carried)
         return _finish(output, args["return_dict"], config)
@@ -321,8 +321,10 @@ def build_head_class(head: Head) -> type:
            for name in head.forward_args])
     forward.__doc__ = forward_doc
     forward.__qualname__ = f"{head.class_name}.forward"
-    namespace = {"head": head, "forward": forward, "__doc__": class_doc, "__module__": __name__,
-                 "__qualname__": head.class_name}
+    # The encoder fields the output class carries, found once here (not in the traced forward).
+    carried = tuple(field for field in _CARRIED if field in head.output.field_names())
+    namespace = {"head": head, "forward": forward, "_carried_fields": carried, "__doc__": class_doc,
+                 "__module__": __name__, "__qualname__": head.class_name}
     return type(head.class_name, (BertHeadModel,), namespace)
 
 
