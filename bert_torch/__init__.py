@@ -17,7 +17,7 @@ from bert_core.config import BertConfig  # noqa: E402
 from bert_core.outputs import *  # noqa: E402,F401,F403
 from bert_core.outputs import __all__ as _output_names  # noqa: E402
 
-from .attention import eager_attention, make_attention_bias, sdpa_attention  # noqa: E402
+from .attention import eager_attention, fused_attention, make_attention_bias  # noqa: E402
 from .auto import (  # noqa: E402
     AutoModel,
     AutoModelForCausalLM,
@@ -67,7 +67,7 @@ __all__ = [
     "AutoModelForMultipleChoice",
     "AutoModelForNextSentencePrediction",
     "eager_attention",
-    "sdpa_attention",
+    "fused_attention",
     "make_attention_bias",
     *_output_names,
 ]

@@ -1,15 +1,14 @@
-"""Self- and cross-attention: the plain math (:func:`eager_attention`), the fused SDPA path, the masks.
+"""Self- and cross-attention: the plain math (:func:`eager_attention`), the fused path, the one mask rule.
 
 Masks follow one rule in all three backends: build a boolean *allowed* mask
 (padding, AND causal in decoder mode), then turn it into an additive
-``attention_bias`` of ``finfo(dtype).min`` once. A row with no allowed key
-then softmaxes uniformly instead of producing NaN (min + min would overflow
-to -inf).
+``attention_bias`` of ``finfo(dtype).min`` once per forward
+(:func:`make_attention_bias`). A row with no allowed key then softmaxes
+uniformly instead of producing NaN (min + min would overflow to -inf).
+Relative positions are folded into that bias by each self-attention layer.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import torch
 from torch import nn
@@ -17,14 +16,13 @@ from torch.nn import functional as F
 
 from bert_core.config import BertConfig
 
-from .unpad import PackedBatch
+from .unpad import PackedBatch, varlen_attention
 
 __all__ = [
     "ATTN_IMPLEMENTATIONS",
-    "eager_attention",
-    "sdpa_attention",
-    "varlen_attention",
     "make_attention_bias",
+    "eager_attention",
+    "fused_attention",
     "BertSelfAttention",
     "BertSelfOutput",
     "BertAttention",
@@ -33,6 +31,47 @@ __all__ = [
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 
 KeyValue = tuple[torch.Tensor, torch.Tensor]
+
+
+def make_attention_bias(
+    attention_mask: torch.Tensor | None,
+    *,
+    query_length: int,
+    key_length: int,
+    dtype: torch.dtype,
+    causal: bool = False,
+    device: torch.device | None = None,
+) -> torch.Tensor | None:
+    """The additive bias for a public ``attention_mask`` (1 = real token).
+
+    Args:
+        attention_mask: ``(batch, key_length)`` or ``(batch, query_length, key_length)``;
+            None means every key is real.
+        query_length / key_length: key length includes the cached tokens; queries are
+            the last ``query_length`` positions.
+        dtype: the compute dtype (the bias is ``finfo(dtype).min`` where masked).
+        causal: also forbid keys after each query (decoder mode).
+        device: where the bias lives; defaults to ``attention_mask``'s device (else the CPU).
+
+    Returns:
+        ``(batch or 1, 1, query_length, key_length)`` bias, or None when nothing is masked.
+    """
+    if attention_mask is None and not causal:
+        return None
+    if device is None:
+        device = attention_mask.device if attention_mask is not None else torch.device("cpu")
+    allowed = torch.ones((1, 1, 1, key_length), dtype=torch.bool, device=device)
+    if attention_mask is not None:
+        mask = attention_mask.to(device=device, dtype=torch.bool)
+        allowed = mask[:, None, None, :] if mask.dim() == 2 else mask[:, None, :, :]  # (batch, 1, q|1, k_len)
+    if causal:
+        past = key_length - query_length
+        q_pos = torch.arange(past, key_length, device=device)[:, None]  # (q_len, 1)
+        k_pos = torch.arange(key_length, device=device)[None, :]  # (1, k_len)
+        allowed = allowed & (k_pos <= q_pos)
+    allowed = allowed.expand(allowed.shape[0], 1, query_length, key_length)
+    zero = torch.zeros((), dtype=dtype, device=device)
+    return torch.where(allowed, zero, torch.finfo(dtype).min)
 
 
 def eager_attention(
@@ -76,7 +115,7 @@ def eager_attention(
     return torch.matmul(probs, value), probs
 
 
-def sdpa_attention(
+def fused_attention(
     query: torch.Tensor,
     key: torch.Tensor,
     value: torch.Tensor,
@@ -85,80 +124,15 @@ def sdpa_attention(
     training: bool = False,
     scaling: float | None = None,
 ) -> torch.Tensor:
-    """The fused path, ``torch.nn.functional.scaled_dot_product_attention``; same math as :func:`eager_attention`.
+    """The fused kernel, torch SDPA (``F.scaled_dot_product_attention``); the same math as :func:`eager_attention`.
 
     It returns no probabilities and takes no head mask; callers needing either use the eager path.
+    Attention dropout runs inside the kernel when ``training``.
     Shapes as in :func:`eager_attention`; returns the context only.
     """
     return F.scaled_dot_product_attention(
         query, key, value, attn_mask=attention_bias, dropout_p=dropout if training else 0.0, scale=scaling
     )
-
-
-def varlen_attention(
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    offsets: tuple[int, ...],
-    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
-    """Attention over packed sequences: run ``offsets[i]:offsets[i + 1]`` attends to itself only.
-
-    The variable-length form of attention, with no mask and no padding: each
-    sequence's slice goes through ``attend`` (:func:`sdpa_attention` or
-    :func:`eager_attention` with the caller's options) as a batch of one.
-
-    Args:
-        query / key / value: ``(heads, tokens, head_dim)``, the real tokens of every sequence end to end.
-        offsets: ``(sequences + 1,)`` python ints, ``0 ... tokens``.
-        attend: ``(q, k, v)`` each ``(1, heads, length, head_dim)`` -> context of the same shape.
-
-    Returns:
-        ``context (heads, tokens, head_dim)``.
-    """
-    contexts = [
-        attend(query[None, :, start:end], key[None, :, start:end], value[None, :, start:end])[0]  # (heads, len, d)
-        for start, end in zip(offsets[:-1], offsets[1:])
-    ]
-    return torch.cat(contexts, dim=1)  # (heads, tokens, head_dim)
-
-
-def make_attention_bias(
-    attention_mask: torch.Tensor | None,
-    *,
-    query_length: int,
-    key_length: int,
-    dtype: torch.dtype,
-    device: torch.device,
-    causal: bool = False,
-) -> torch.Tensor | None:
-    """The additive bias for a public ``attention_mask`` (1 = real token).
-
-    Args:
-        attention_mask: ``(batch, key_length)`` or ``(batch, query_length, key_length)``;
-            None means every key is real.
-        query_length / key_length: key length includes the cached tokens; queries are
-            the last ``query_length`` positions.
-        dtype: the compute dtype (the bias is ``finfo(dtype).min`` where masked).
-        causal: also forbid keys after each query (decoder mode).
-
-    Returns:
-        ``(batch or 1, 1, query_length, key_length)`` bias, or None when nothing is masked.
-    """
-    if attention_mask is None and not causal:
-        return None
-    allowed = torch.ones((1, 1, 1, key_length), dtype=torch.bool, device=device)
-    if attention_mask is not None:
-        mask = attention_mask.to(device=device, dtype=torch.bool)
-        allowed = mask[:, None, None, :] if mask.dim() == 2 else mask[:, None, :, :]  # (batch, 1, q|1, k_len)
-    if causal:
-        past = key_length - query_length
-        q_pos = torch.arange(past, key_length, device=device)[:, None]  # (q_len, 1)
-        k_pos = torch.arange(key_length, device=device)[None, :]  # (1, k_len)
-        allowed = allowed & (k_pos <= q_pos)
-    allowed = allowed.expand(allowed.shape[0], 1, query_length, key_length)
-    zero = torch.zeros((), dtype=dtype, device=device)
-    return torch.where(allowed, zero, torch.finfo(dtype).min)
 
 
 class BertSelfAttention(nn.Module):
@@ -189,11 +163,21 @@ class BertSelfAttention(nn.Module):
         self.attn_implementation = "sdpa"
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, seq, hidden) -> (batch, heads, seq, head_dim)``."""
         batch, seq = x.shape[:2]
         x = x.view(batch, seq, self.num_attention_heads, self.attention_head_size)  # (batch, seq, heads, head_dim)
         return x.transpose(1, 2)  # (batch, heads, seq, head_dim)
 
-    def _relative_scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    def relative_position_scores(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        """The relative-position scores ``q . r(i-j)`` (``+ k . r(i-j)`` for ``relative_key_query``), unscaled.
+
+        Args:
+            query: ``(batch, heads, q_len, head_dim)``, the last ``q_len`` of the ``k_len`` positions.
+            key: ``(batch, heads, k_len, head_dim)``, cache included.
+
+        Returns:
+            ``(batch, heads, q_len, k_len)``; the caller adds ``scores * scaling`` to the attention bias.
+        """
         q_len, k_len = query.shape[2], key.shape[2]
         # Queries are the last q_len of the k_len positions (the rest is cache). With no cache this is
         # arange(q_len), exactly transformers 4.x, whose cached branch handles only q_len == 1.
@@ -206,8 +190,37 @@ class BertSelfAttention(nn.Module):
             scores = scores + torch.einsum("bhrd,lrd->bhlr", key, distance)
         return scores
 
+    def _attend(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        attention_bias: torch.Tensor | None,
+        head_mask: torch.Tensor | None,
+        output_attentions: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fold relative positions into the bias, then run the eager or the fused math.
+
+        Shapes as :func:`eager_attention`; returns ``(context (batch, heads, q_len, head_dim), probs or None)``.
+        """
+        scaling = self.attention_head_size**-0.5
+        if self.position_embedding_type != "absolute":
+            relative = self.relative_position_scores(query, key) * scaling
+            if attention_bias is None:
+                attention_bias = relative
+            else:
+                # Keep masked entries at the dtype minimum: in float16 a negative score could push them
+                # to -inf (see eager_attention), and a fused kernel would turn the padded row to NaN.
+                attention_bias = (attention_bias + relative).clamp_min(torch.finfo(attention_bias.dtype).min)
+        dropout = self.dropout.p
+        if output_attentions or head_mask is not None or self.attn_implementation == "eager":
+            context, probs = eager_attention(query, key, value, attention_bias, head_mask, dropout,
+                                             self.training, scaling)
+            return context, (probs if output_attentions else None)
+        return fused_attention(query, key, value, attention_bias, dropout, self.training, scaling), None
+
     def _attend_packed(self, hidden_states: torch.Tensor, packed: PackedBatch) -> tuple[torch.Tensor, None, KeyValue]:
-        """Self-attention on ``(1, tokens, hidden)`` real tokens, each sequence on its own (:func:`varlen_attention`)."""
+        """Self-attention on ``(1, tokens, hidden)`` real tokens, each sequence alone (:func:`varlen_attention`)."""
         tokens = hidden_states.shape[1]
 
         def heads(linear: nn.Linear) -> torch.Tensor:
@@ -215,17 +228,9 @@ class BertSelfAttention(nn.Module):
             return x.transpose(0, 1)  # (heads, tokens, head_dim)
 
         query, key, value = heads(self.query), heads(self.key), heads(self.value)
-        scaling = self.attention_head_size**-0.5
-        dropout = self.dropout.p if self.training else 0.0
-
-        def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-            # No mask: the slice holds one sequence's real tokens and nothing else.
-            bias = self._relative_scores(q, k) * scaling if self.position_embedding_type != "absolute" else None
-            if self.attn_implementation == "eager":
-                return eager_attention(q, k, v, bias, None, dropout, self.training, scaling)[0]
-            return sdpa_attention(q, k, v, bias, dropout, self.training, scaling)
-
-        context = varlen_attention(query, key, value, packed.offsets, attend)  # (heads, tokens, head_dim)
+        # No mask: each slice holds one sequence's real tokens and nothing else.
+        context = varlen_attention(query, key, value, packed.offsets,
+                                   lambda q, k, v: self._attend(q, k, v, None, None, False)[0])  # (heads, tokens, d)
         context = context.transpose(0, 1).reshape(1, tokens, self.all_head_size)  # (1, tokens, hidden)
         return context, None, (key[None], value[None])
 
@@ -268,27 +273,10 @@ class BertSelfAttention(nn.Module):
             if past_key_value is not None:
                 key = torch.cat([past_key_value[0], key], dim=2)  # (batch, heads, past + q_len, head_dim)
                 value = torch.cat([past_key_value[1], value], dim=2)
-
-        scaling = self.attention_head_size**-0.5
-        if self.position_embedding_type != "absolute":
-            relative = self._relative_scores(query, key) * scaling
-            if attention_bias is None:
-                attention_bias = relative
-            else:
-                # Keep masked entries at the dtype minimum: in float16 a negative score could push them
-                # to -inf (see eager_attention), and a fused kernel would turn the padded row to NaN.
-                attention_bias = (attention_bias + relative).clamp_min(torch.finfo(attention_bias.dtype).min)
-
-        dropout = self.dropout.p
-        if output_attentions or head_mask is not None or self.attn_implementation == "eager":
-            context, probs = eager_attention(query, key, value, attention_bias, head_mask, dropout,
-                                             self.training, scaling)
-        else:
-            context = sdpa_attention(query, key, value, attention_bias, dropout, self.training, scaling)
-            probs = None
+        context, probs = self._attend(query, key, value, attention_bias, head_mask, output_attentions)
         batch, q_len = query.shape[0], query.shape[2]
         context = context.transpose(1, 2).reshape(batch, q_len, self.all_head_size)  # (batch, q_len, hidden)
-        return context, (probs if output_attentions else None), (key, value)
+        return context, probs, (key, value)
 
 
 class BertSelfOutput(nn.Module):

@@ -16,6 +16,7 @@ from torch import nn
 
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
+from bert_core.heads import HEADS, Head
 
 from .attention import ATTN_IMPLEMENTATIONS, BertSelfAttention
 from .heads import BertLMPredictionHead
@@ -46,9 +47,11 @@ class BertPreTrainedModel(nn.Module):
 
     Subclasses build their modules in ``__init__(config)`` and call
     :meth:`post_init`. Parameter names equal the canonical checkpoint keys.
+    ``head`` is the :class:`bert_core.heads.Head` the class implements.
     """
 
     base_model_prefix = "bert"
+    head: Head = HEADS["base"]
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -82,13 +85,13 @@ class BertPreTrainedModel(nn.Module):
         return getattr(cls, "predictions", None)
 
     def tied_keys(self) -> dict[str, str]:
-        """Parameter key -> the key it shares storage with (what ``save_pretrained`` leaves out)."""
-        if self._lm_head() is None:
-            return {}
-        tied = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
-        if self.config.tie_word_embeddings:
-            tied["cls.predictions.decoder.weight"] = f"{self.base_model_prefix}.embeddings.word_embeddings.weight"
-        return tied
+        """Parameter key -> the key it shares storage with (what ``save_pretrained`` leaves out).
+
+        ``head.tied_keys``, less the decoder weight when ``config.tie_word_embeddings`` is False.
+        """
+        words = f"{self.base_model_prefix}.embeddings.word_embeddings.weight"
+        return {key: source for key, source in self.head.tied_keys.items()
+                if source != words or self.config.tie_word_embeddings}
 
     def tie_weights(self) -> None:
         """Share the MLM decoder weight with the word embeddings (``config.tie_word_embeddings``) and its bias."""

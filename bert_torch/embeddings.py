@@ -33,7 +33,7 @@ class BertEmbeddings(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        past_length: int = 0,
+        past_key_values_length: int = 0,
     ) -> torch.Tensor:
         """Embed a batch.
 
@@ -41,9 +41,9 @@ class BertEmbeddings(nn.Module):
             input_ids: ``(batch, seq)`` token ids, or None when ``inputs_embeds`` is given.
             token_type_ids: ``(batch, seq)``; defaults to zeros.
             position_ids: ``(batch, seq)`` or ``(1, seq)``; defaults to
-                ``arange(past_length, past_length + seq)``.
+                ``arange(past_key_values_length, past_key_values_length + seq)``.
             inputs_embeds: ``(batch, seq, hidden)`` instead of ``input_ids``.
-            past_length: tokens already in the KV cache (positions continue after them).
+            past_key_values_length: tokens already in the KV cache (positions continue after them).
 
         Returns:
             ``(batch, seq, hidden)`` embeddings.
@@ -57,7 +57,8 @@ class BertEmbeddings(nn.Module):
         embeddings = inputs_embeds + self.token_type_embeddings(token_type_ids)
         if self.position_embedding_type == "absolute":
             if position_ids is None:
-                position_ids = torch.arange(past_length, past_length + seq, device=device)[None, :]  # (1, seq)
+                start = past_key_values_length
+                position_ids = torch.arange(start, start + seq, device=device)[None, :]  # (1, seq)
             embeddings = embeddings + self.position_embeddings(position_ids)
         embeddings = self.LayerNorm(embeddings)
         return self.dropout(embeddings)

@@ -1,6 +1,16 @@
-"""The public models: ``BertModel`` and the eight heads, with the transformers 4.x forward signature."""
+"""The public models: ``BertModel`` written out, and the eight heads built from ``bert_core.heads.HEADS``.
+
+A head is data (:class:`bert_core.heads.Head`): the module it adds, what that
+module reads, its dropout, width, loss, labels and cache arguments.
+:func:`build_head_class` turns one row into a class with the transformers 4.x
+forward signature, the parameter paths of the checkpoints and the loss of
+:mod:`bert_torch.losses`; nothing about a head is written twice.
+"""
 
 from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -8,26 +18,33 @@ from torch import nn
 from bert_core import outputs as out
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
+from bert_core.heads import HEADS, INPUT_ARGS, Head
+from bert_core.inputs import validate_inputs
 
 from .attention import make_attention_bias
 from .base import BertPreTrainedModel
 from .embeddings import BertEmbeddings
 from .encoder import BertEncoder
-from .unpad import PackedBatch
 from .heads import BertOnlyMLMHead, BertOnlyNSPHead, BertPooler, BertPreTrainingHeads
-from .losses import (causal_lm_loss, masked_lm_loss, question_answering_loss, sequence_classification_loss)
+from .losses import head_loss
+from .unpad import PackedBatch
 
-__all__ = [
-    "BertModel",
-    "BertForPreTraining",
-    "BertLMHeadModel",
-    "BertForMaskedLM",
-    "BertForNextSentencePrediction",
-    "BertForSequenceClassification",
-    "BertForMultipleChoice",
-    "BertForTokenClassification",
-    "BertForQuestionAnswering",
+__all__ = ["BertModel", "BertHeadModel", "build_head_class"] + [
+    head.class_name for head in HEADS.values() if head.name != "base"
 ]
+
+
+def _tracing() -> bool:
+    """True while torch.compile, torch.export or torch.jit trace the forward: no host reads of data then."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
+
+
+def _extrema(values: torch.Tensor) -> tuple[int, int] | None:
+    """``(min, max)`` of an integer tensor as Python ints, read back in one transfer; None when empty."""
+    if values.numel() == 0:
+        return None
+    low, high = torch.stack(torch.aminmax(values)).tolist()
+    return low, high
 
 
 def _head_mask(head_mask: torch.Tensor | None, config: BertConfig, dtype: torch.dtype) -> torch.Tensor | None:
@@ -44,11 +61,6 @@ def _head_mask(head_mask: torch.Tensor | None, config: BertConfig, dtype: torch.
 
 def _finish(output: out.ModelOutput, return_dict: bool | None, config: BertConfig):
     return output if (config.return_dict if return_dict is None else return_dict) else output.to_tuple()
-
-
-def _classifier_dropout(config: BertConfig) -> nn.Dropout:
-    p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-    return nn.Dropout(p)
 
 
 class BertModel(BertPreTrainedModel):
@@ -107,6 +119,10 @@ class BertModel(BertPreTrainedModel):
         Returns:
             :class:`~bert_core.outputs.BaseModelOutputWithPoolingAndCrossAttentions` (or its
             ``to_tuple()`` when ``return_dict=False``).
+
+        Raises:
+            InputError: an id, token type or position outside its table, or a sequence longer than
+                ``max_position_embeddings`` (checked on the host unless compiling or exporting).
         """
         config = self.config
         output_attentions = config.output_attentions if output_attentions is None else output_attentions
@@ -117,10 +133,14 @@ class BertModel(BertPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ConfigError("pass exactly one of input_ids and inputs_embeds")
 
-        past_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
-        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length)
+        past_key_values_length = past_key_values[0][0].shape[2] if past_key_values is not None else 0
+        tracing = _tracing()
+        if not tracing:
+            validate_inputs(config, input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids,
+                            seq_length=(input_ids if input_ids is not None else inputs_embeds).shape[1],
+                            past_key_values_length=past_key_values_length, extrema=_extrema)
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_key_values_length)
         batch, seq = hidden.shape[:2]
-        tracing = torch.compiler.is_compiling() or torch.compiler.is_exporting()  # no data-dependent branches
         if (attention_mask is not None and attention_mask.dim() == 2 and not tracing
                 and bool(attention_mask.all())):
             attention_mask = None  # nothing masked: SDPA runs without a bias (what transformers does too)
@@ -132,8 +152,9 @@ class BertModel(BertPreTrainedModel):
         if packed is not None:
             hidden, attention_bias = packed.pack(hidden), packed  # (1, tokens, hidden): no compute on padding
         else:
-            attention_bias = make_attention_bias(attention_mask, query_length=seq, key_length=past_length + seq,
-                                                 dtype=hidden.dtype, device=hidden.device, causal=config.is_decoder)
+            attention_bias = make_attention_bias(attention_mask, query_length=seq,
+                                                 key_length=past_key_values_length + seq, dtype=hidden.dtype,
+                                                 causal=config.is_decoder, device=hidden.device)
         encoder_bias = None
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
             encoder_bias = make_attention_bias(encoder_attention_mask, query_length=seq,
@@ -166,212 +187,148 @@ class BertModel(BertPreTrainedModel):
         return _finish(result, return_dict, config)
 
 
-class BertForPreTraining(BertPreTrainedModel):
-    """``bert`` + ``cls`` (MLM and next-sentence heads); loss = MLM + NSP when both labels are given."""
+# -- the heads, built from bert_core.heads.HEADS ---------------------------------------------------
+
+#: ``Head.module`` -> (attribute name, constructor): the attribute names are the checkpoints'.
+_MODULES: dict[str, tuple[str, Callable[[BertConfig, Head], nn.Module]]] = {
+    "pretraining": ("cls", lambda config, head: BertPreTrainingHeads(config)),
+    "mlm": ("cls", lambda config, head: BertOnlyMLMHead(config)),
+    "nsp": ("cls", lambda config, head: BertOnlyNSPHead(config)),
+    "classifier": ("classifier", lambda config, head: nn.Linear(config.hidden_size, head.num_outputs(config))),
+    "qa_outputs": ("qa_outputs", lambda config, head: nn.Linear(config.hidden_size, head.num_outputs(config))),
+}
+
+#: ``Head.reads`` -> the fields of the encoder output the head module takes, in order.
+_READS = {"sequence": ("last_hidden_state",), "pooled": ("pooler_output",),
+          "both": ("last_hidden_state", "pooler_output")}
+
+#: Encoder output fields a head output carries over when its class has them.
+_CARRIED = ("past_key_values", "hidden_states", "attentions", "cross_attentions")
+
+#: Per head: the class docstring and the forward docstring (what its labels are, what it returns).
+_DOCS: dict[str, tuple[str, str]] = {
+    "pretraining": (
+        "``bert`` + ``cls`` (MLM and next-sentence heads); loss = MLM + NSP when both labels are given.",
+        "``labels`` ``(batch, seq)`` token ids or -100; ``next_sentence_label`` ``(batch,)`` in {0, 1}.\n\n"
+        "Returns :class:`~bert_core.outputs.BertForPreTrainingOutput`."),
+    "causal-lm": (
+        "``bert`` (no pooler) + ``cls``: a causal LM (``config.is_decoder=True``) with a KV cache.",
+        "``labels`` ``(batch, seq)`` (shifted inside: position t predicts t + 1); labels turn the cache off.\n\n"
+        "Returns :class:`~bert_core.outputs.CausalLMOutputWithCrossAttentions`."),
+    "masked-lm": (
+        "``bert`` (no pooler) + ``cls`` (the MLM head, decoder tied to the word embeddings).",
+        "``labels`` ``(batch, seq)`` token ids, -100 where not masked.\n\n"
+        "Returns :class:`~bert_core.outputs.MaskedLMOutput`."),
+    "next-sentence": (
+        "``bert`` + ``cls`` (``seq_relationship`` on the pooled output).",
+        "``labels`` ``(batch,)``: 0 = B continues A, 1 = random.\n\n"
+        "Returns :class:`~bert_core.outputs.NextSentencePredictorOutput`."),
+    "sequence-classification": (
+        "``bert`` + ``dropout`` + ``classifier`` on the pooled output; loss by ``config.problem_type``.",
+        "``labels``: ``(batch,)`` floats (regression) or ids, or ``(batch, num_labels)`` multi-hot.\n\n"
+        "``config.problem_type`` None is inferred per call as ``transformers`` does (the config is not modified).\n"
+        "Returns :class:`~bert_core.outputs.SequenceClassifierOutput`."),
+    "multiple-choice": (
+        "``bert`` + ``dropout`` + ``classifier`` (one score per choice); inputs ``(batch, choices, seq)``.",
+        "Every input has a ``choices`` axis after ``batch``; ``labels`` ``(batch,)`` is the right choice.\n\n"
+        "Returns :class:`~bert_core.outputs.MultipleChoiceModelOutput` with logits ``(batch, choices)``."),
+    "token-classification": (
+        "``bert`` (no pooler) + ``dropout`` + ``classifier`` per token.",
+        "``labels`` ``(batch, seq)`` ids or -100. Returns :class:`~bert_core.outputs.TokenClassifierOutput`."),
+    "question-answering": (
+        "``bert`` (no pooler) + ``qa_outputs`` (start and end logits per token).",
+        "``start_positions`` / ``end_positions`` ``(batch,)`` token indices.\n\n"
+        "Returns :class:`~bert_core.outputs.QuestionAnsweringModelOutput` with ``(batch, seq)`` logits."),
+}
+
+
+class BertHeadModel(BertPreTrainedModel):
+    """Base of the eight head classes: ``bert`` and the module its ``head`` names (see :func:`build_head_class`)."""
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.bert = BertModel(config)
-        self.cls = BertPreTrainingHeads(config)
+        head = self.head
+        self.bert = BertModel(config, add_pooling_layer=head.pooler)
+        if head.dropout:
+            p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+            self.dropout = nn.Dropout(p)
+        name, build = _MODULES[head.module]
+        self.add_module(name, build(config, head))
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        """``labels`` ``(batch, seq)`` token ids or -100; ``next_sentence_label`` ``(batch,)`` in {0, 1}.
-
-        Returns :class:`~bert_core.outputs.BertForPreTrainingOutput`.
-        """
-        bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+    def _run_head(self, args: dict[str, Any]):
+        """The forward pass of ``head`` on its arguments by name (``Head.forward_args``, all present)."""
+        head, config = self.head, self.config
+        labels = tuple(args[name] for name in head.labels)
+        if head.choices:
+            # Every input has a choices axis after batch; the encoder sees (batch * choices, seq[, hidden]).
+            num_choices = (args["input_ids"] if args["input_ids"] is not None else args["inputs_embeds"]).shape[1]
+            for name in INPUT_ARGS:
+                x = args[name]
+                if name != "head_mask" and x is not None:
+                    args[name] = x.reshape(-1, *x.shape[2:])  # (batch * choices, seq[, hidden])
+        if head.decoder and any(label is not None for label in labels):
+            args["use_cache"] = False  # training on labels: no cache, as transformers 4.x
+        # Every forward argument but the labels and return_dict is BertModel's, by the same name.
+        bert = self.bert(**{k: v for k, v in args.items() if k not in head.labels and k != "return_dict"},
                          return_dict=True)
-        prediction_logits, seq_relationship_logits = self.cls(bert.last_hidden_state, bert.pooler_output)
-        loss = None
-        if labels is not None and next_sentence_label is not None:
-            loss = masked_lm_loss(prediction_logits, labels) + masked_lm_loss(seq_relationship_logits,
-                                                                              next_sentence_label)
-        return _finish(out.BertForPreTrainingOutput(loss, prediction_logits, seq_relationship_logits,
-                                                    bert.hidden_states, bert.attentions), return_dict, self.config)
+        features = [getattr(bert, field) for field in _READS[head.reads]]
+        if head.dropout:
+            features = [self.dropout(x) for x in features]
+        logits = getattr(self, _MODULES[head.module][0])(*features)
+        if head.choices:
+            logits = logits.view(-1, num_choices)  # (batch * choices, 1) -> (batch, choices)
+        if not isinstance(logits, tuple):
+            # One tensor per output field: question answering's (batch, seq, 2) becomes start and end (batch, seq).
+            logits = (logits,) if len(head.logits) == 1 else tuple(
+                t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
+        carried = {field: getattr(bert, field) for field in self._carried_fields}
+        output = head.output(loss=head_loss(head, config, logits, labels), **dict(zip(head.logits, logits)),
+                             **carried)
+        return _finish(output, args["return_dict"], config)
 
 
-class BertLMHeadModel(BertPreTrainedModel):
-    """``bert`` (no pooler) + ``cls``: a causal LM (``config.is_decoder=True``) with a KV cache."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.cls = BertOnlyMLMHead(config)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                return_dict=None):
-        """``labels`` ``(batch, seq)`` (shifted inside: position t predicts t + 1); labels turn the cache off.
-
-        Returns :class:`~bert_core.outputs.CausalLMOutputWithCrossAttentions`.
-        """
-        if labels is not None:
-            use_cache = False
-        bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache,
-                         output_attentions, output_hidden_states, return_dict=True)
-        logits = self.cls(bert.last_hidden_state)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return _finish(out.CausalLMOutputWithCrossAttentions(loss, logits, bert.past_key_values, bert.hidden_states,
-                                                             bert.attentions, bert.cross_attentions),
-                       return_dict, self.config)
+def _bind(head: Head, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments by name in ``head.forward_args``, absent ones None; Python's errors for a bad call."""
+    names = head.forward_args
+    if len(args) > len(names):
+        raise TypeError(f"{head.class_name}.forward() takes {len(names)} arguments but {len(args)} were given")
+    values = dict.fromkeys(names)
+    values.update(zip(names, args))
+    for name in kwargs:
+        if name not in values:
+            raise TypeError(f"{head.class_name}.forward() got an unexpected keyword argument {name!r}")
+        if names.index(name) < len(args):
+            raise TypeError(f"{head.class_name}.forward() got multiple values for argument {name!r}")
+    values.update(kwargs)
+    return values
 
 
-class BertForMaskedLM(BertPreTrainedModel):
-    """``bert`` (no pooler) + ``cls`` (the MLM head, decoder tied to the word embeddings)."""
+def build_head_class(head: Head) -> type:
+    """The ``bert_torch`` class of ``head``: a :class:`BertHeadModel` whose ``forward`` takes ``head.forward_args``.
 
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.cls = BertOnlyMLMHead(config)
-        self.post_init()
+    ``forward`` accepts the arguments positionally or by name, as the transformers 4.x
+    signature does (``inspect.signature`` reports it), and returns ``head.output``.
+    """
+    class_doc, forward_doc = _DOCS[head.name]
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
-        """``labels`` ``(batch, seq)`` token ids, -100 where not masked.
+    def forward(self, *args: Any, **kwargs: Any):
+        return self._run_head(_bind(head, args, kwargs))
 
-        Returns :class:`~bert_core.outputs.MaskedLMOutput`.
-        """
-        bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         encoder_hidden_states, encoder_attention_mask, output_attentions=output_attentions,
-                         output_hidden_states=output_hidden_states, return_dict=True)
-        logits = self.cls(bert.last_hidden_state)
-        loss = masked_lm_loss(logits, labels) if labels is not None else None
-        return _finish(out.MaskedLMOutput(loss, logits, bert.hidden_states, bert.attentions), return_dict, self.config)
-
-
-class BertForNextSentencePrediction(BertPreTrainedModel):
-    """``bert`` + ``cls`` (``seq_relationship`` on the pooled output)."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config)
-        self.cls = BertOnlyNSPHead(config)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        """``labels`` ``(batch,)``: 0 = B continues A, 1 = random.
-
-        Returns :class:`~bert_core.outputs.NextSentencePredictorOutput`.
-        """
-        bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                         return_dict=True)
-        logits = self.cls(bert.pooler_output)
-        loss = masked_lm_loss(logits, labels) if labels is not None else None
-        return _finish(out.NextSentencePredictorOutput(loss, logits, bert.hidden_states, bert.attentions),
-                       return_dict, self.config)
+    forward.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+           for name in head.forward_args])
+    forward.__doc__ = forward_doc
+    forward.__qualname__ = f"{head.class_name}.forward"
+    # The encoder fields the output class carries, found once here (not in the traced forward).
+    carried = tuple(field for field in _CARRIED if field in head.output.field_names())
+    namespace = {"head": head, "forward": forward, "_carried_fields": carried, "__doc__": class_doc,
+                 "__module__": __name__, "__qualname__": head.class_name}
+    return type(head.class_name, (BertHeadModel,), namespace)
 
 
-class BertForSequenceClassification(BertPreTrainedModel):
-    """``bert`` + ``dropout`` + ``classifier`` on the pooled output; loss by ``config.problem_type``."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config)
-        self.dropout = _classifier_dropout(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        """``labels``: ``(batch,)`` floats (regression) or ids, or ``(batch, num_labels)`` multi-hot.
-
-        ``config.problem_type`` None is inferred per call as ``transformers`` does (the config is not modified).
-        Returns :class:`~bert_core.outputs.SequenceClassifierOutput`.
-        """
-        bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                         return_dict=True)
-        logits = self.classifier(self.dropout(bert.pooler_output))
-        loss = sequence_classification_loss(logits, labels, self.config.problem_type) if labels is not None else None
-        return _finish(out.SequenceClassifierOutput(loss, logits, bert.hidden_states, bert.attentions),
-                       return_dict, self.config)
-
-
-class BertForMultipleChoice(BertPreTrainedModel):
-    """``bert`` + ``dropout`` + ``classifier`` (one score per choice); inputs ``(batch, choices, seq)``."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config)
-        self.dropout = _classifier_dropout(config)
-        self.classifier = nn.Linear(config.hidden_size, 1)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        """Every input has a ``choices`` axis after ``batch``; ``labels`` ``(batch,)`` is the right choice.
-
-        Returns :class:`~bert_core.outputs.MultipleChoiceModelOutput` with logits ``(batch, choices)``.
-        """
-        num_choices = (input_ids if input_ids is not None else inputs_embeds).shape[1]
-
-        def flat(x: torch.Tensor | None) -> torch.Tensor | None:
-            return None if x is None else x.reshape(-1, *x.shape[2:])  # (batch * choices, seq[, hidden])
-
-        bert = self.bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids), head_mask,
-                         flat(inputs_embeds), output_attentions=output_attentions,
-                         output_hidden_states=output_hidden_states, return_dict=True)
-        logits = self.classifier(self.dropout(bert.pooler_output)).view(-1, num_choices)  # (batch, choices)
-        loss = masked_lm_loss(logits, labels) if labels is not None else None
-        return _finish(out.MultipleChoiceModelOutput(loss, logits, bert.hidden_states, bert.attentions),
-                       return_dict, self.config)
-
-
-class BertForTokenClassification(BertPreTrainedModel):
-    """``bert`` (no pooler) + ``dropout`` + ``classifier`` per token."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.dropout = _classifier_dropout(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        """``labels`` ``(batch, seq)`` ids or -100. Returns :class:`~bert_core.outputs.TokenClassifierOutput`."""
-        bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                         return_dict=True)
-        logits = self.classifier(self.dropout(bert.last_hidden_state))
-        loss = masked_lm_loss(logits, labels) if labels is not None else None
-        return _finish(out.TokenClassifierOutput(loss, logits, bert.hidden_states, bert.attentions),
-                       return_dict, self.config)
-
-
-class BertForQuestionAnswering(BertPreTrainedModel):
-    """``bert`` (no pooler) + ``qa_outputs`` (start and end logits per token)."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
-                output_hidden_states=None, return_dict=None):
-        """``start_positions`` / ``end_positions`` ``(batch,)`` token indices.
-
-        Returns :class:`~bert_core.outputs.QuestionAnsweringModelOutput` with ``(batch, seq)`` logits.
-        """
-        bert = self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         output_attentions=output_attentions, output_hidden_states=output_hidden_states,
-                         return_dict=True)
-        logits = self.qa_outputs(bert.last_hidden_state)  # (batch, seq, num_labels)
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return _finish(out.QuestionAnsweringModelOutput(loss, start_logits, end_logits, bert.hidden_states,
-                                                        bert.attentions), return_dict, self.config)
+for _head in HEADS.values():
+    if _head.name != "base":
+        globals()[_head.class_name] = build_head_class(_head)
+del _head

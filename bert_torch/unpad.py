@@ -3,7 +3,7 @@
 Every dense layer (Q/K/V, attention output, feed-forward) and LayerNorm acts
 on each token alone, so it runs on ``(1, tokens, hidden)`` holding only the
 real tokens of the batch. Attention runs per sequence on its own slice of the
-packed tokens (:func:`bert_torch.attention.varlen_attention`), so it needs no
+packed tokens (:func:`varlen_attention`), so it needs no
 mask and never touches padding either. The batch is packed once after the
 embeddings and unpacked once after the last layer. On a batch of mixed
 lengths (~45% padding) that skips ~45% of the FLOPs. Outputs at padded
@@ -14,10 +14,11 @@ rounding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
-__all__ = ["PackedBatch", "MIN_PADDING_FRACTION"]
+__all__ = ["PackedBatch", "MIN_PADDING_FRACTION", "varlen_attention"]
 
 # Below this share of padding the pack/unpack copies and the per-sequence attention calls
 # (~40 us each on a CPU core, about one token of MiniLM's dense work) cost more than they save.
@@ -70,3 +71,31 @@ class PackedBatch:
         """``(1, tokens, ...)`` -> ``(batch, seq, ...)``, zeros at padded positions."""
         flat = x.new_zeros(self.batch * self.seq, *x.shape[2:]).index_copy(0, self.indices, x[0])
         return flat.view(self.batch, self.seq, *x.shape[2:])
+
+
+def varlen_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    offsets: tuple[int, ...],
+    attend: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """Attention over packed sequences: run ``offsets[i]:offsets[i + 1]`` attends to itself only.
+
+    The variable-length form of attention, with no mask and no padding: each
+    sequence's slice goes through ``attend`` (the fused or the eager math with
+    the caller's options) as a batch of one.
+
+    Args:
+        query / key / value: ``(heads, tokens, head_dim)``, the real tokens of every sequence end to end.
+        offsets: ``(sequences + 1,)`` python ints, ``0 ... tokens``.
+        attend: ``(q, k, v)`` each ``(1, heads, length, head_dim)`` -> context of the same shape.
+
+    Returns:
+        ``context (heads, tokens, head_dim)``.
+    """
+    contexts = [
+        attend(query[None, :, start:end], key[None, :, start:end], value[None, :, start:end])[0]  # (heads, len, d)
+        for start, end in zip(offsets[:-1], offsets[1:])
+    ]
+    return torch.cat(contexts, dim=1)  # (heads, tokens, head_dim)

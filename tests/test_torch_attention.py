@@ -10,7 +10,7 @@ import torch
 
 import bert_torch
 from bert_core import BertConfig
-from bert_torch.attention import BertSelfAttention, eager_attention, make_attention_bias, sdpa_attention
+from bert_torch.attention import BertSelfAttention, eager_attention, fused_attention, make_attention_bias
 from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
 
 
@@ -18,13 +18,13 @@ def batch_tensors(vocab_size: int = 99, **kw) -> dict:
     return {k: torch.tensor(v) for k, v in padded_batch(vocab_size, **kw).items()}
 
 
-def test_eager_attention_equals_sdpa_with_a_padding_bias():
+def test_eager_attention_equals_fused_attention_with_a_padding_bias():
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(3, 4, 5, 8, generator=g) for _ in range(3))
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]])
     bias = make_attention_bias(mask, query_length=5, key_length=5, dtype=torch.float32, device=torch.device("cpu"))
     context, probs = eager_attention(q, k, v, bias)
-    assert max_abs_diff(context, sdpa_attention(q, k, v, bias)) <= 1e-6
+    assert max_abs_diff(context, fused_attention(q, k, v, bias)) <= 1e-6
     assert torch.isfinite(context).all()
     # A row with no real key softmaxes uniformly instead of NaN.
     assert torch.allclose(probs[2], torch.full_like(probs[2], 1 / 5))
@@ -114,6 +114,36 @@ def test_relative_position_attention_matches_plain_math(kind, attn_implementatio
         context, _, _ = module(x, bias)
     expected = reference_relative_self_attention(module, x.double().numpy(), mask.numpy(), kind)
     assert max_abs_diff(context, expected) <= 1e-5
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_relative_positions_are_folded_into_the_bias_given(attn_implementation):
+    """The contract: self-attention adds ``relative_position_scores(query, key) * scaling`` to its bias."""
+    config = BertConfig(**tiny_config_dict(position_embedding_type="relative_key_query"))
+    torch.manual_seed(0)
+    module = BertSelfAttention(config).eval()
+    module.attn_implementation = attn_implementation
+    x = torch.randn(2, 6, 32)
+    mask = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
+    bias = make_attention_bias(mask, query_length=6, key_length=6, dtype=torch.float32)  # the contract's call
+
+    def heads(linear):  # (batch, seq, hidden) -> (batch, heads, seq, head_dim)
+        return linear(x).view(2, 6, 4, 8).transpose(1, 2)
+
+    q, k, v = heads(module.query), heads(module.key), heads(module.value)
+    with torch.no_grad():
+        folded = bias + module.relative_position_scores(q, k) * 8**-0.5
+        expected, _ = eager_attention(q, k, v, folded)  # (batch, heads, seq, head_dim)
+        context, probs, (key, value) = module(x, bias)
+    assert probs is None and torch.equal(key, k) and torch.equal(value, v)
+    assert max_abs_diff(context, expected.transpose(1, 2).reshape(2, 6, 32)) <= 1e-6
+
+
+def test_make_attention_bias_needs_no_device_and_builds_nothing_without_a_mask():
+    assert make_attention_bias(None, query_length=3, key_length=3, dtype=torch.float32) is None
+    causal = make_attention_bias(None, query_length=2, key_length=5, dtype=torch.float32, causal=True)
+    # Two new queries after three cached keys: query 0 sees keys 0..3, query 1 sees all five.
+    assert (causal[0, 0] == 0).tolist() == [[True] * 4 + [False], [True] * 5]
 
 
 @pytest.mark.parametrize("scale", [0.0, 0.5])

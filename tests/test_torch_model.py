@@ -3,6 +3,7 @@ pytrees, Auto classes, the public surface and import isolation."""
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 
@@ -12,7 +13,8 @@ import transformers
 import transformers.activations
 
 import bert_torch
-from bert_core import ACTIVATIONS, BertConfig, HEADS
+from bert_core import ACTIVATIONS, BertConfig, HEADS, InputError
+from bert_core.heads import LOSSES
 from bert_torch.activations import ACT2FN
 from harness import TOL, assert_close, max_abs_diff, padded_batch, tiny_config_dict
 
@@ -198,6 +200,89 @@ def test_public_surface_lists_every_head_and_auto_class():
     assert {h.class_name for h in HEADS.values()} <= names
     assert {h.auto_name for h in HEADS.values()} <= names
     assert all(hasattr(bert_torch, n) for n in bert_torch.__all__)
+
+
+def _ids_and_mask(inputs: dict) -> dict:
+    return {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
+
+
+#: (case, inputs -> the bad call's keyword arguments, the argument the message names, the range it names).
+BAD_INPUTS = {
+    "id >= vocab_size": (lambda x: {**x, "input_ids": x["input_ids"].index_fill(1, torch.tensor([2]), 99)},
+                         "input_ids holds 99", r"\[0, 99\)"),
+    "negative id": (lambda x: {**x, "input_ids": x["input_ids"].index_fill(1, torch.tensor([0]), -1)},
+                    "input_ids holds -1", r"\[0, 99\)"),
+    "token type >= type_vocab_size": (lambda x: {**x, "token_type_ids": torch.full_like(x["input_ids"], 2)},
+                                      "token_type_ids holds 2", r"\[0, 2\)"),
+    "position >= max_position_embeddings": (
+        lambda x: {**x, "position_ids": torch.arange(56, 65)[None, :]}, "position_ids holds 64", r"\[0, 64\)"),
+    "too long": (lambda x: {"input_ids": torch.ones(2, 65, dtype=torch.long)}, "sequence length 65",
+                 "max_position_embeddings=64"),
+    "too long by embeddings": (lambda x: {"inputs_embeds": torch.zeros(1, 65, 32)}, "sequence length 65",
+                               "max_position_embeddings=64"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+@pytest.mark.parametrize("class_name,overrides", [("BertModel", {}), ("BertForSequenceClassification", {}),
+                                                  ("BertModel", {"position_embedding_type": "relative_key"})])
+def test_out_of_range_inputs_raise_input_error_not_index_error(case, class_name, overrides):
+    """transformers raises a bare IndexError from F.embedding; the input contract names the argument and range."""
+    model = getattr(bert_torch, class_name)(BertConfig(**tiny_config_dict(**overrides))).eval()
+    bad, argument, valid = BAD_INPUTS[case]
+    with pytest.raises(InputError, match=argument) as error:
+        model(**bad(_ids_and_mask(batch())))
+    assert isinstance(error.value, ValueError) and error.match(valid)
+
+
+def test_cached_tokens_count_towards_max_position_embeddings():
+    config = BertConfig(**tiny_config_dict(is_decoder=True, max_position_embeddings=12))
+    model = bert_torch.BertLMHeadModel(config).eval()
+    with torch.no_grad():
+        past = model(torch.ones(1, 8, dtype=torch.long), use_cache=True).past_key_values
+        model(torch.ones(1, 4, dtype=torch.long), past_key_values=past)  # 8 + 4 = 12 positions: fits
+        with pytest.raises(InputError, match=r"sequence length 13 \(8 cached \+ 5 new\)"):
+            model(torch.ones(1, 5, dtype=torch.long), past_key_values=past)
+
+
+def test_in_range_edges_pass_the_input_contract():
+    model = bert_torch.BertModel(BertConfig(**tiny_config_dict())).eval()
+    ids = torch.tensor([[0, 98] + [5] * 62])  # the smallest and largest id, 64 = max_position_embeddings tokens
+    with torch.no_grad():
+        out = model(ids, token_type_ids=torch.ones_like(ids), position_ids=torch.arange(64)[None, :])
+    assert out.last_hidden_state.shape == (1, 64, 32)
+
+
+@pytest.mark.parametrize("head", [h for h in HEADS.values() if h.name != "base"], ids=lambda h: h.name)
+def test_built_head_classes_keep_the_transformers_class_surface(head):
+    """Each head class is built from bert_core.heads.HEADS but reads as the hand-written class did."""
+    cls = getattr(bert_torch, head.class_name)
+    assert (cls.__name__, cls.__qualname__, cls.__module__) == (head.class_name, head.class_name, "bert_torch.models")
+    assert cls.head is head and cls.__doc__ and cls.forward.__doc__
+    assert tuple(inspect.signature(cls.forward).parameters) == ("self", *head.forward_args)
+    assert list(inspect.signature(cls.__init__).parameters) == ["self", "config"]
+
+
+@pytest.mark.parametrize("class_name", ["BertForSequenceClassification", "BertForMaskedLM", "BertLMHeadModel"])
+def test_head_forward_takes_positional_arguments_and_rejects_unknown_ones(class_name):
+    model = getattr(bert_torch, class_name)(BertConfig(**tiny_config_dict(is_decoder=class_name == "BertLMHeadModel")))
+    inputs = batch()
+    with torch.no_grad():
+        by_name = model(**inputs)
+        positional = model(inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"])
+    assert max_abs_diff(positional.logits, by_name.logits) == 0.0
+    with pytest.raises(TypeError, match="unexpected keyword argument 'label'"):
+        model(**inputs, label=None)
+    with pytest.raises(TypeError, match="multiple values for argument 'input_ids'"):
+        model(inputs["input_ids"], input_ids=inputs["input_ids"])
+
+
+def test_one_loss_function_per_loss_kind():
+    from bert_torch import losses
+
+    kinds = [kind for kind in LOSSES if kind != "none"]
+    assert sorted(losses.LOSS_FUNCTIONS) == sorted(kinds)
+    assert all(losses.LOSS_FUNCTIONS[kind] is getattr(losses, f"{kind}_loss") for kind in kinds)
 
 
 def test_importing_bert_torch_imports_no_tensorflow_or_jax():

@@ -10,7 +10,8 @@ import transformers
 
 import bert_torch
 from bert_core import BertConfig
-from bert_torch.attention import eager_attention, make_attention_bias, sdpa_attention, varlen_attention
+from bert_torch.attention import eager_attention, fused_attention, make_attention_bias
+from bert_torch.unpad import varlen_attention
 from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
 
 ENCODER_HEADS = ["BertModel", "BertForMaskedLM", "BertForSequenceClassification", "BertForTokenClassification",
@@ -100,7 +101,7 @@ def test_varlen_attention_equals_masked_attention_in_the_padded_view(attend):
     mask = torch.tensor([[1] * n + [0] * (seq - n) for n in lengths])
     bias = make_attention_bias(mask, query_length=seq, key_length=seq, dtype=torch.float32, device=q.device)
     reference, _ = eager_attention(padded(q), padded(k), padded(v), bias)  # (batch, heads, seq, d)
-    fn = sdpa_attention if attend == "sdpa" else (lambda *a: eager_attention(*a)[0])
+    fn = fused_attention if attend == "sdpa" else (lambda *a: eager_attention(*a)[0])
     ours = varlen_attention(q, k, v, tuple(offsets), fn)  # (heads, tokens, d)
     assert max_abs_diff(padded(ours), reference, mask[:, None, :, None].expand_as(reference)) <= 1e-6
 
