@@ -77,6 +77,8 @@ class TFBertModel(TFBertPreTrainedModel):
     attentions, cross-attentions and (decoder, ``use_cache``) ``past_key_values``.
     """
 
+    head = HEADS["base"]
+
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True, **kwargs) -> None:
         super().__init__(config, **kwargs)
         policy = self.dtype_policy
