@@ -105,7 +105,7 @@ def make_attention_bias(
     *,
     query_length: tf.Tensor | int,
     key_length: tf.Tensor | int,
-    dtype: tf.DType = tf.float32,
+    dtype: tf.DType,
     causal: bool = False,
 ) -> tf.Tensor | None:
     """The additive bias for a public ``attention_mask`` (1 = real token).
