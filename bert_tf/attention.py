@@ -27,7 +27,9 @@ __all__ = [
     "TFBertAttention",
 ]
 
-ATTN_IMPLEMENTATIONS = ("eager", "fused")
+#: ``model.set_attn_implementation`` names: ``"sdpa"`` the fused path (default, the name torch uses),
+#: ``"eager"`` the plain math. Probabilities, a head mask or attention dropout always take the eager path.
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 _MIN = tf.float32.min
 
 
@@ -101,25 +103,28 @@ def fused_attention(
 def make_attention_bias(
     attention_mask: tf.Tensor | None,
     *,
-    batch_size: tf.Tensor | int,
     query_length: tf.Tensor | int,
     key_length: tf.Tensor | int,
+    dtype: tf.DType,
     causal: bool = False,
 ) -> tf.Tensor | None:
-    """The additive float32 bias for a public ``attention_mask`` (1 = real token).
+    """The additive bias for a public ``attention_mask`` (1 = real token).
 
     Args:
         attention_mask: ``(batch, key_length)`` or ``(batch, query_length, key_length)``;
             None means every key is real.
         query_length / key_length: key length includes the cached tokens; queries are
             the last ``query_length`` positions.
+        dtype: the dtype of the attention scores (the bias is ``dtype.min`` where masked); the
+            models pass float32, the dtype their scores and softmax run in under any policy.
         causal: also forbid keys after each query (decoder mode).
 
     Returns:
-        ``(batch, 1, query_length, key_length)`` bias, or None when nothing is masked.
+        ``(batch or 1, 1, query_length, key_length)`` bias, or None when nothing is masked.
     """
     if attention_mask is None and not causal:
         return None
+    dtype = tf.as_dtype(dtype)
     allowed = tf.ones((1, 1, 1, key_length), dtype=tf.bool)
     if attention_mask is not None:
         mask = tf.cast(attention_mask, tf.bool)
@@ -128,8 +133,8 @@ def make_attention_bias(
         q_pos = tf.range(key_length - query_length, key_length)[:, None]  # (q_len, 1)
         k_pos = tf.range(key_length)[None, :]  # (1, k_len)
         allowed = tf.logical_and(allowed, k_pos <= q_pos)
-    allowed = tf.broadcast_to(allowed, tf.stack([batch_size, 1, query_length, key_length]))
-    return tf.where(allowed, tf.constant(0.0, tf.float32), tf.constant(_MIN, tf.float32))
+    allowed = tf.broadcast_to(allowed, tf.stack([tf.shape(allowed)[0], 1, query_length, key_length]))
+    return tf.where(allowed, tf.constant(0, dtype), tf.constant(dtype.min, dtype))
 
 
 class TFBertSelfAttention(ConfigLayer):
@@ -158,7 +163,7 @@ class TFBertSelfAttention(ConfigLayer):
                 2 * config.max_position_embeddings - 1, self.attention_head_size,
                 embeddings_initializer=normal(config), name="distance_embedding", dtype=policy)
         self.is_cross_attention = is_cross_attention
-        self.attn_implementation = "eager"
+        self.attn_implementation = "sdpa"
 
     def get_config(self) -> dict:
         return {**super().get_config(), "is_cross_attention": self.is_cross_attention}
@@ -176,7 +181,8 @@ class TFBertSelfAttention(ConfigLayer):
         # (batch, seq, heads, head_dim) -> (batch, heads, seq, head_dim)
         return tf.transpose(x, [0, 2, 1, 3])
 
-    def _relative_scores(self, query: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+    def relative_position_scores(self, query: tf.Tensor, key: tf.Tensor) -> tf.Tensor:
+        """``q . r(i-j)`` (and ``k . r(i-j)``): ``(batch, heads, q_len, k_len)`` float32, before scaling."""
         q_len, k_len = tf.shape(query)[2], tf.shape(key)[2]
         # Queries are the last q_len of the k_len positions (the rest is cache). With no cache this is
         # arange(q_len), exactly transformers 4.x, whose cached branch handles only q_len == 1.
@@ -208,7 +214,7 @@ class TFBertSelfAttention(ConfigLayer):
             encoder_hidden_states: ``(batch, enc_len, hidden)`` for cross-attention.
             past_key_value: cached ``(key, value)``, each ``(batch, heads, past, head_dim)``;
                 for cross-attention they replace the projections of the encoder states.
-            output_attentions: return the probabilities.
+            output_attentions: return the probabilities (the eager path runs for them).
 
         Returns:
             ``context (batch, q_len, hidden)``, ``probs (batch, heads, q_len, k_len)`` or None,
@@ -227,7 +233,7 @@ class TFBertSelfAttention(ConfigLayer):
 
         scaling = self.attention_head_size**-0.5
         if self.position_embedding_type != "absolute":
-            relative = self._relative_scores(query, key) * scaling
+            relative = self.relative_position_scores(query, key) * scaling
             attention_bias = relative if attention_bias is None else tf.maximum(attention_bias + relative, _MIN)
 
         use_eager = (output_attentions or head_mask is not None or self.attn_implementation == "eager"

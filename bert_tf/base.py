@@ -16,10 +16,13 @@ import tensorflow as tf
 
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
+from bert_core.inputs import validate_inputs
 from bert_core.outputs import ModelOutput
 from conversion.rules import TIED_KEYS, from_framework_key
 
-__all__ = ["TFBertPreTrainedModel", "named_weights", "dense_gradients"]
+from .attention import ATTN_IMPLEMENTATIONS, TFBertSelfAttention
+
+__all__ = ["TFBertPreTrainedModel", "named_weights", "dense_gradients", "check_inputs"]
 
 #: Keras' own layers and the leaf names under which their variables are exposed.
 _LEAF_VARIABLES = {
@@ -60,6 +63,37 @@ def named_weights(layer: keras.layers.Layer) -> dict[str, keras.Variable]:
     out: dict[str, keras.Variable] = {}
     _walk(layer, "", out)
     return out
+
+
+def _extrema(values) -> tuple[int, int] | None:
+    """``(min, max)`` of an integer tensor as Python ints, reduced by TensorFlow (one scalar each to the host)."""
+    values = tf.convert_to_tensor(values)
+    if values.shape.num_elements() == 0:
+        return None
+    return int(tf.reduce_min(values)), int(tf.reduce_max(values))
+
+
+def _symbolic(value) -> bool:
+    return isinstance(value, keras.KerasTensor) or (isinstance(value, tf.Tensor) and not hasattr(value, "numpy"))
+
+
+def check_inputs(config: BertConfig, *, input_ids=None, token_type_ids=None, position_ids=None,
+                 seq_length: int | None = None, past_key_values_length=0) -> None:
+    """:func:`bert_core.validate_inputs` on concrete inputs; skipped while TensorFlow traces (symbolic inputs).
+
+    An out-of-range id would otherwise wrap (negative ids) or clamp (XLA, GPU gathers) silently.
+    Inside ``tf.function`` / Keras functional construction the values are not known; compiled calls
+    (:class:`bert_tf.compiled.CompiledCall`) check them on the host before the graph runs.
+
+    Raises:
+        InputError: an id, token type or position outside its table, or a sequence too long.
+    """
+    values = (input_ids, token_type_ids, position_ids, seq_length, past_key_values_length)
+    if not tf.executing_eagerly() or any(_symbolic(v) for v in values if v is not None):
+        return
+    validate_inputs(config, input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids,
+                    seq_length=None if seq_length is None else int(seq_length),
+                    past_key_values_length=int(past_key_values_length), extrema=_extrema)
 
 
 def dense_gradients(gradients):
@@ -209,6 +243,31 @@ class TFBertPreTrainedModel(keras.Model):
             compiled = CompiledCall(self)
             object.__setattr__(self, "_compiled_call", compiled)  # not a Keras-tracked attribute
         return compiled(**inputs)
+
+    # -- attention ----------------------------------------------------------
+
+    def _attention_layers(self) -> list[TFBertSelfAttention]:
+        return [layer for layer in self._flatten_layers(include_self=False) if isinstance(layer, TFBertSelfAttention)]
+
+    @property
+    def attn_implementation(self) -> str:
+        """``"sdpa"`` (the fused ``keras.ops.dot_product_attention`` path, the default) or ``"eager"`` (plain math)."""
+        layers = self._attention_layers()
+        return layers[0].attn_implementation if layers else "sdpa"
+
+    def set_attn_implementation(self, name: str) -> None:
+        """Switch every attention layer to ``"sdpa"`` or ``"eager"``; both compute the same numbers.
+
+        Whatever the switch, a call with ``output_attentions``, a ``head_mask`` or attention dropout in
+        training runs the eager path, the only one that has the probabilities.
+
+        Raises:
+            ConfigError: an unknown name.
+        """
+        if name not in ATTN_IMPLEMENTATIONS:
+            raise ConfigError(f"attn_implementation {name!r} is not supported; use one of {list(ATTN_IMPLEMENTATIONS)}")
+        for layer in self._attention_layers():
+            layer.attn_implementation = name
 
     # -- parameters ---------------------------------------------------------
 

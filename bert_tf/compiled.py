@@ -6,7 +6,9 @@ sequence lengths are padded up to a few buckets (16, 32, 64, ...) and a stream
 of batches of varied lengths compiles a handful of programs, not one per batch.
 Padded positions carry ``attention_mask = 0``; every output is sliced back to
 the true length and losses are computed on the sliced outputs, so results equal
-the eager call's.
+the eager call's. Inputs are checked on the host first
+(:func:`bert_core.validate_inputs`): inside the compiled graph an out-of-range id
+would be clamped silently by XLA's gather.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import tensorflow as tf
 
 from bert_core import outputs as out
 from bert_core.errors import ConfigError
+from bert_core.inputs import max_sequence_length, validate_inputs
 
 __all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "bucket_dataset"]
 
@@ -102,7 +105,8 @@ class CompiledCall:
         self._functions: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
 
     def _function(self, names: tuple[str, ...], ranks: tuple[int, ...], flags: tuple[bool, bool]):
-        key = (names, ranks, flags)
+        # The attention switch is read while tracing: a graph per implementation, so switching takes effect.
+        key = (names, ranks, flags, self.model.attn_implementation)
         if key not in self._functions:
             signature = [tf.TensorSpec([None] * rank, tf.int32, name=name) for name, rank in zip(names, ranks)]
             output_hidden_states, output_attentions = flags
@@ -125,8 +129,17 @@ class CompiledCall:
         if unknown or inputs.get("inputs_embeds") is not None:
             raise ConfigError(f"the compiled path takes {list(_COMPILED_INPUTS[:4])} and labels; call the model "
                               f"itself for {unknown or ['inputs_embeds']}")
+        config = self.model.config
+        if inputs.get("input_ids") is None:
+            raise ConfigError("the compiled path needs input_ids (inputs_embeds run eagerly)")
         real = np.shape(inputs["input_ids"])[-1]
-        padded = pad_to_length(inputs, bucket_length(real, self.buckets), self.model.config.pad_token_id or 0)
+        validate_inputs(config, input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"),
+                        position_ids=inputs.get("position_ids"), seq_length=real)
+        # Never pad past the position table: padded positions would index outside it.
+        length = min(bucket_length(real, self.buckets), max_sequence_length(config))
+        padded = pad_to_length(inputs, length, config.pad_token_id or 0)
+        if "position_ids" in padded:  # the padding's positions count on; keep them inside the table
+            padded["position_ids"] = np.minimum(padded["position_ids"], max_sequence_length(config) - 1)
         names = tuple(sorted(padded))
         tensors = [tf.constant(padded[n], tf.int32) for n in names]
         function = self._function(names, tuple(t.shape.rank for t in tensors),
@@ -134,7 +147,7 @@ class CompiledCall:
         output = _slice(function(*tensors), real)
         if labels:
             output.loss = self.model.compute_head_loss(output, **labels)
-        return_dict = self.model.config.return_dict if return_dict is None else return_dict
+        return_dict = config.return_dict if return_dict is None else return_dict
         return output if return_dict else output.to_tuple()
 
 

@@ -41,7 +41,6 @@ import tensorflow as tf
 from bert_core.errors import ConfigError
 
 from .base import TFBertPreTrainedModel, dense_gradients
-from .models import TFBertForPreTraining, TFBertForQuestionAnswering, TFBertLMHeadModel
 
 __all__ = ["from_pretrained", "shard_batch", "make_train_step", "save_pretrained", "is_chief"]
 
@@ -95,10 +94,11 @@ def shard_batch(strategy: tf.distribute.Strategy, batch: Mapping[str, Any]):
 def _label_count(model: TFBertPreTrainedModel, labels: Mapping[str, tf.Tensor]) -> tf.Tensor:
     """What this replica's loss is a mean over: its labelled tokens (or rows), float32."""
     first = labels[model.label_names[0]]
-    if isinstance(model, (TFBertForPreTraining, TFBertForQuestionAnswering)) or not first.dtype.is_integer:
+    kind = model.head.loss
+    if kind in ("pretraining", "question_answering") or not first.dtype.is_integer:
         # Two loss terms (MLM + NSP, start + end) or a per-row regression / multi-label loss: rows.
         return tf.cast(tf.shape(first)[0], tf.float32)
-    if isinstance(model, TFBertLMHeadModel):
+    if kind == "causal_lm":
         first = first[:, 1:]  # logits at t predict labels[t + 1]: the first label is never used
     return tf.reduce_sum(tf.cast(tf.not_equal(first, -100), tf.float32))
 

@@ -109,11 +109,11 @@ class TFBertLayer(SavesOutputSublayer):
             hidden_states, attention_bias=attention_bias, head_mask=head_mask, past_key_value=self_past,
             output_attentions=output_attentions, training=training)
         cross_probs = None
-        if self.is_decoder and encoder_hidden_states is not None:
-            if not self.add_cross_attention:
-                raise ConfigError("encoder_hidden_states were passed but the config has add_cross_attention=False; "
-                                  "build the model with add_cross_attention=True")
-            cross_past = tuple(past_key_value[2:]) if past_key_value is not None and len(past_key_value) == 4 else None
+        cross_past = tuple(past_key_value[2:4]) if past_key_value is not None and len(past_key_value) == 4 else None
+        if self.is_decoder and encoder_hidden_states is not None and not self.add_cross_attention:
+            raise ConfigError("encoder_hidden_states were passed but the config has add_cross_attention=False; "
+                              "build the model with add_cross_attention=True")
+        if self.add_cross_attention and (encoder_hidden_states is not None or cross_past is not None):
             attention_output, cross_probs, cross_present = self.crossattention(
                 attention_output, attention_bias=encoder_attention_bias, head_mask=head_mask,
                 encoder_hidden_states=encoder_hidden_states, past_key_value=cross_past,

@@ -54,18 +54,20 @@ class TFBertPredictionHeadTransform(ConfigLayer):
 
 
 class TFBertLMPredictionHead(ConfigLayer):
-    """Vocabulary logits: ``transform(x) @ word_embeddings^T + bias``.
+    """Vocabulary logits of ``transform(x)``: ``(batch, seq, hidden) -> (batch, seq, vocab)``.
 
-    The decoder shares the word-embedding variable (passed to :meth:`call`), so
-    it has no weight of its own; ``bias`` (``cls.predictions.bias``) is its own
-    variable. With ``tie_word_embeddings=False`` a separate ``decoder`` kernel exists.
+    Tied (``config.tie_word_embeddings``, the default) the decoder is the word-embedding table,
+    passed to :meth:`call` (Keras has no shared parameters across layers), plus ``bias``
+    (``cls.predictions.bias``, which the checkpoint's ``cls.predictions.decoder.bias`` shares).
+    Untied, ``decoder`` is a ``Dense`` of its own, kernel and bias (``cls.predictions.decoder.weight``
+    / ``.bias``), as ``transformers`` 5.x computes it; ``bias`` is then kept but unused.
     """
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
         self.transform = TFBertPredictionHeadTransform(config, name="transform", dtype=self.dtype_policy)
         if not config.tie_word_embeddings:
-            self.decoder = dense(config, config.vocab_size, "decoder", self.dtype_policy, use_bias=False)
+            self.decoder = dense(config, config.vocab_size, "decoder", self.dtype_policy)
 
     def build(self, input_shape=None) -> None:
         self.transform.build()
@@ -77,12 +79,11 @@ class TFBertLMPredictionHead(ConfigLayer):
     def call(self, hidden_states: tf.Tensor, word_embeddings: tf.Tensor) -> tf.Tensor:
         """``hidden_states (batch, seq, hidden)``, ``word_embeddings (vocab, hidden)`` -> ``(batch, seq, vocab)``."""
         hidden_states = self.transform(hidden_states)
+        if not self.config.tie_word_embeddings:
+            return self.decoder(hidden_states)
         dtype = self.compute_dtype
         hidden_states = tf.cast(hidden_states, dtype)
-        if self.config.tie_word_embeddings:
-            logits = tf.matmul(hidden_states, tf.cast(word_embeddings, dtype), transpose_b=True)
-        else:
-            logits = self.decoder(hidden_states)
+        logits = tf.matmul(hidden_states, tf.cast(word_embeddings, dtype), transpose_b=True)
         return logits + tf.cast(self.bias, dtype)
 
 

@@ -26,6 +26,8 @@ from bert_core.errors import ConfigError
 from conversion import match_state, resolve_checkpoint, save_checkpoint
 from conversion.safetensors_io import read_blocks
 
+from .attention import ATTN_IMPLEMENTATIONS
+
 __all__ = ["from_pretrained", "save_pretrained", "resolve_dtype", "canonical_tensors", "assign_canonical"]
 
 logger = logging.getLogger("bert_tf")
@@ -74,6 +76,11 @@ def assign_canonical(model, tensors: Mapping[str, np.ndarray], *, ignore_mismatc
     return _assign(model, tensors, (), ignore_mismatched_sizes=ignore_mismatched_sizes, source=source)
 
 
+#: Keys a model with ``tie_word_embeddings=False`` owns, but that a checkpoint may carry only under the key
+#: they shared in ``transformers`` 4.x (whose decoder bias *was* ``cls.predictions.bias``, tied or not).
+_SHARED_IN_4X = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+
+
 def _assign(model, tensors: Mapping[str, np.ndarray], deferred, *, ignore_mismatched_sizes: bool, source: str):
     """:func:`assign_canonical`, creating the ``deferred`` (uninitialised) variables from the checkpoint."""
     weights = model.canonical_weights()
@@ -81,9 +88,13 @@ def _assign(model, tensors: Mapping[str, np.ndarray], deferred, *, ignore_mismat
     tied = model.tied_keys()
     for key, target in tied.items():
         model_shapes[key] = model_shapes[target]
+    fallbacks = {k: v for k, v in _SHARED_IN_4X.items() if k in weights and v in weights}
     shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}
-    report = match_state(shapes, model_shapes, tied=tied, ignore_mismatched_sizes=ignore_mismatched_sizes,
-                         source=source)
+    report = match_state(shapes, model_shapes, tied={**tied, **fallbacks},
+                         ignore_mismatched_sizes=ignore_mismatched_sizes, source=source)
+    for key, shared in fallbacks.items():
+        if key not in report.assignments and shared in report.assignments:
+            report.assignments[key] = report.assignments[shared]  # the 4.x checkpoint's one tensor, copied
     # Largest first: a staging buffer then fits in the space a smaller one freed, never beside the whole model.
     order = sorted((t for t in report.assignments if t not in tied),  # tied keys share their target's storage
                    key=lambda t: -int(np.prod(model_shapes[t])))
@@ -178,6 +189,7 @@ def from_pretrained(
     dtype: Any = None,
     ignore_mismatched_sizes: bool = False,
     output_loading_info: bool = False,
+    attn_implementation: str | None = None,
     **config_overrides: Any,
 ):
     """Load ``model_class`` from a local directory or hub repo id.
@@ -191,6 +203,7 @@ def from_pretrained(
             (bfloat16 matmuls, float32 variables, LayerNorm and softmax), ``"float16"``, ``"auto"``.
         ignore_mismatched_sizes: re-initialise shape-mismatched weights instead of raising.
         output_loading_info: also return the report dict (missing / unexpected / mismatched / tied keys).
+        attn_implementation: ``"sdpa"`` (default) or ``"eager"``; see ``set_attn_implementation``.
         **config_overrides: config fields to change (``num_labels=3``); the model's own constructor
             arguments (``add_pooling_layer=False``) go to the constructor.
 
@@ -205,6 +218,9 @@ def from_pretrained(
         config = config.copy()  # overrides must not leak into the caller's object
     if dtype != "auto":
         resolve_dtype(dtype)  # a bad name fails before any file is read
+    if attn_implementation not in (None, *ATTN_IMPLEMENTATIONS):
+        raise ConfigError(f"attn_implementation {attn_implementation!r} is not supported; "
+                          f"use one of {list(ATTN_IMPLEMENTATIONS)}")
     init_args = set(inspect.signature(model_class.__init__).parameters) - {"self", "config", "kwargs"}
     model_kwargs = {k: config_overrides.pop(k) for k in list(config_overrides) if k in init_args}
     checkpoint = resolve_checkpoint(name_or_path, config=config, revision=revision, cache_dir=cache_dir,
@@ -213,6 +229,8 @@ def from_pretrained(
     model, deferred = _build_deferred(model_class, checkpoint.config, dtype=policy, **model_kwargs)
     report = _assign(model, checkpoint.tensors, deferred, ignore_mismatched_sizes=ignore_mismatched_sizes,
                      source=checkpoint.source)
+    if attn_implementation is not None:
+        model.set_attn_implementation(attn_implementation)
     name = type(model).__name__
     if report.missing_keys or report.unexpected_keys or report.mismatched_keys:
         logger.warning(report.summary(name))
@@ -224,14 +242,13 @@ def from_pretrained(
 def canonical_tensors(model) -> dict[str, np.ndarray]:
     """The model's weights as canonical ``{key: numpy array}`` (torch layout), tied keys left out.
 
-    With ``tie_word_embeddings=False`` the decoder bias is written too, as ``transformers`` does.
+    With ``tie_word_embeddings=False`` the LM head's own ``decoder`` (weight and bias) is written
+    beside ``cls.predictions.bias``, as ``transformers`` 5.x writes it.
     """
     tensors = {}
     for key, (variable, transpose) in model.canonical_weights().items():
         array = keras.ops.convert_to_numpy(variable)
         tensors[key] = np.ascontiguousarray(array.T if transpose else array)
-    if not model.config.tie_word_embeddings and "cls.predictions.bias" in tensors:
-        tensors["cls.predictions.decoder.bias"] = tensors["cls.predictions.bias"].copy()
     return tensors
 
 

@@ -1,14 +1,23 @@
-"""The public models: ``TFBertModel`` and the eight heads, mirroring ``transformers`` 4.x.
+"""The public models: ``TFBertModel`` and the eight heads, built from ``bert_core.heads.HEADS``.
 
-Each ``call`` takes the PyTorch arguments (``input_ids, attention_mask,
-token_type_ids, position_ids, head_mask, inputs_embeds, ...``, labels,
-``output_attentions, output_hidden_states, return_dict``) plus ``training``,
-and returns the ``bert_core`` output class (``return_dict=False``: its
-``to_tuple()``). Parameter paths equal the HF PyTorch state-dict keys modulo
+Each ``call`` takes the ``transformers`` 4.x arguments in their order
+(``Head.forward_args``: ``input_ids, attention_mask, token_type_ids,
+position_ids, head_mask, inputs_embeds``, cross-attention inputs, labels, cache
+arguments, ``output_attentions, output_hidden_states, return_dict``) plus
+``training``, and returns the ``bert_core`` output class (``return_dict=False``:
+its ``to_tuple()``). Parameter paths equal the HF PyTorch state-dict keys modulo
 the Keras leaf names (``bert.encoder.layer.0.attention.self.query.kernel``).
+
+``TFBertModel`` is written out; the heads are one generic class,
+:class:`_TFBertHead`, specialised by :func:`_head_class` from each row of the
+head table (module, pooler, what it reads, dropout, width, loss, labels,
+choices axis, decoder and cross-attention arguments).
 """
 
 from __future__ import annotations
+
+import dataclasses
+import inspect
 
 import keras
 import tensorflow as tf
@@ -16,11 +25,12 @@ import tensorflow as tf
 from bert_core import outputs as out
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
+from bert_core.heads import CACHE_ARGS, ENCODER_ARGS, HEADS, INPUT_ARGS, Head
 
 from . import losses
 from ._common import dense
 from .attention import make_attention_bias
-from .base import TFBertPreTrainedModel
+from .base import TFBertPreTrainedModel, check_inputs
 from .embeddings import TFBertEmbeddings
 from .encoder import TFBertEncoder
 from .heads import TFBertOnlyMLMHead, TFBertOnlyNSPHead, TFBertPooler, TFBertPreTrainingHeads
@@ -36,10 +46,6 @@ __all__ = [
     "TFBertForTokenClassification",
     "TFBertForQuestionAnswering",
 ]
-
-_BASE_ARGS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
-              "output_attentions", "output_hidden_states")
-
 
 def _tensor(x):
     if x is None or isinstance(x, (tf.Tensor, tf.Variable, keras.KerasTensor)):
@@ -70,6 +76,8 @@ class TFBertModel(TFBertPreTrainedModel):
     (batch, seq, hidden)``, ``pooler_output (batch, hidden)``, and on request hidden states,
     attentions, cross-attentions and (decoder, ``use_cache``) ``past_key_values``.
     """
+
+    head = HEADS["base"]
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -136,23 +144,24 @@ class TFBertModel(TFBertPreTrainedModel):
         inputs_embeds, encoder_hidden_states, encoder_attention_mask = map(
             _tensor, (inputs_embeds, encoder_hidden_states, encoder_attention_mask))
 
-        shape = tf.shape(input_ids) if input_ids is not None else tf.shape(inputs_embeds)[:-1]
-        batch, seq = shape[0], shape[1]
-        past_length = tf.shape(past_key_values[0][0])[2] if past_key_values is not None else 0
-        attention_bias = make_attention_bias(attention_mask, batch_size=batch, query_length=seq,
-                                             key_length=past_length + seq, causal=config.is_decoder)
+        seq = tf.shape(input_ids)[1] if input_ids is not None else tf.shape(inputs_embeds)[1]
+        past_key_values_length = tf.shape(past_key_values[0][0])[2] if past_key_values is not None else 0
+        check_inputs(config, input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids,
+                     seq_length=seq, past_key_values_length=past_key_values_length)
+        # The bias is built once here and shared by every layer; scores and softmax run in float32.
+        attention_bias = make_attention_bias(attention_mask, query_length=seq,
+                                             key_length=past_key_values_length + seq, dtype=tf.float32,
+                                             causal=config.is_decoder)
         encoder_attention_bias = None
-        if config.is_decoder and encoder_hidden_states is not None:
-            enc_shape = tf.shape(encoder_hidden_states)
-            if encoder_attention_mask is None:
-                encoder_attention_mask = tf.ones(enc_shape[:2], dtype=tf.int32)
-            encoder_attention_bias = make_attention_bias(encoder_attention_mask, batch_size=batch, query_length=seq,
-                                                         key_length=enc_shape[1])
+        if config.is_decoder and encoder_hidden_states is not None and encoder_attention_mask is not None:
+            encoder_attention_bias = make_attention_bias(encoder_attention_mask, query_length=seq,
+                                                         key_length=tf.shape(encoder_hidden_states)[1],
+                                                         dtype=tf.float32)
 
         # Keras layers take only tensors positionally; everything else goes by keyword.
         embedding_output = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
                                            position_ids=position_ids, inputs_embeds=inputs_embeds,
-                                           past_key_values_length=past_length, training=training)
+                                           past_key_values_length=past_key_values_length, training=training)
         encoded = self.encoder(embedding_output, attention_bias=attention_bias,
                                head_mask=_head_mask(head_mask, config), encoder_hidden_states=encoder_hidden_states,
                                encoder_attention_bias=encoder_attention_bias, past_key_values=past_key_values,
@@ -170,289 +179,145 @@ class TFBertModel(TFBertPreTrainedModel):
         return self.embeddings.word_embeddings
 
 
-class _TFBertHead(TFBertPreTrainedModel):
-    """A head over ``bert``: builds the encoder with or without its pooler."""
-
-    has_pooler = True
-
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        self.bert = TFBertModel(config, add_pooling_layer=self.has_pooler, name="bert", dtype=self.dtype_policy)
-
-    def build(self, input_shape=None) -> None:
-        if self.built:
-            return
-        for name in ("cls", "classifier", "qa_outputs"):
-            layer = getattr(self, name, None)
-            if layer is None:
-                continue
-            if isinstance(layer, keras.layers.Dense):
-                layer.build((None, self.config.hidden_size))
-            else:
-                layer.build()
-        self.built = True
-
-    def _encode(self, kwargs, training, **extra):
-        base = {k: kwargs[k] for k in _BASE_ARGS}
-        return self.bert(**base, **extra, return_dict=True, training=training)
-
-    def _word_embeddings(self) -> tf.Tensor:
-        return self.bert.embeddings.word_embeddings.embeddings
-
-    def _classifier_dropout(self) -> keras.layers.Dropout:
-        rate = self.config.classifier_dropout
-        rate = self.config.hidden_dropout_prob if rate is None else rate
-        return keras.layers.Dropout(rate, dtype=self.dtype_policy)
-
-
-@keras.saving.register_keras_serializable(package="tribert")
-class TFBertForPreTraining(_TFBertHead):
-    """MLM + NSP heads (``cls.predictions``, ``cls.seq_relationship``); loss = MLM + NSP when both labels are given."""
-
-    label_names = ("labels", "next_sentence_label")
-    logits_names = ("prediction_logits",)
-
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        self.cls = TFBertPreTrainingHeads(config, name="cls", dtype=self.dtype_policy)
-        self._finish_init()
-
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, labels=None, next_sentence_label=None, output_attentions=None,
-             output_hidden_states=None, return_dict=None, training=False):
-        """``labels (batch, seq)`` (-100 = not masked), ``next_sentence_label (batch,)``; see :meth:`TFBertModel.call`."""
-        encoded = self._encode(locals(), training)
-        prediction, relationship = self.cls(encoded.last_hidden_state, encoded.pooler_output, self._word_embeddings())
-        output = out.BertForPreTrainingOutput(prediction_logits=prediction, seq_relationship_logits=relationship,
-                                              hidden_states=encoded.hidden_states, attentions=encoded.attentions)
-        if labels is not None and next_sentence_label is not None:
-            output.loss = self.compute_head_loss(output, labels=labels, next_sentence_label=next_sentence_label)
-        return _finish(output, return_dict, self.config)
-
-    def compute_head_loss(self, outputs, labels=None, next_sentence_label=None):
-        return (losses.masked_lm_loss(outputs.prediction_logits, labels)
-                + losses.cross_entropy(outputs.seq_relationship_logits, next_sentence_label))
-
-
-@keras.saving.register_keras_serializable(package="tribert")
-class TFBertLMHeadModel(_TFBertHead):
-    """Causal LM (``config.is_decoder``): ``cls.predictions``; cross-attention and a KV cache in decoder mode."""
-
-    has_pooler = False
-    label_names = ("labels",)
-
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        self.cls = TFBertOnlyMLMHead(config, name="cls", dtype=self.dtype_policy)
-        self._finish_init()
-
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-             past_key_values=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-             return_dict=None, training=False):
-        """``labels (batch, seq)`` are the input ids themselves (shifted inside); see :meth:`TFBertModel.call`."""
-        if labels is not None:
-            use_cache = False
-        encoded = self._encode(locals(), training, encoder_hidden_states=encoder_hidden_states,
-                               encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values,
-                               use_cache=use_cache)
-        logits = self.cls(encoded.last_hidden_state, self._word_embeddings())
-        output = out.CausalLMOutputWithCrossAttentions(
-            logits=logits, past_key_values=encoded.past_key_values, hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions, cross_attentions=encoded.cross_attentions)
-        if labels is not None:
-            output.loss = self.compute_head_loss(output, labels=labels)
-        return _finish(output, return_dict, self.config)
-
-    def compute_head_loss(self, outputs, labels=None):
-        return losses.causal_lm_loss(outputs.logits, labels)
-
-
-@keras.saving.register_keras_serializable(package="tribert")
-class TFBertForMaskedLM(_TFBertHead):
-    """Masked LM: ``cls.predictions`` over the encoder without pooler."""
-
-    has_pooler = False
-    label_names = ("labels",)
-
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        self.cls = TFBertOnlyMLMHead(config, name="cls", dtype=self.dtype_policy)
-        self._finish_init()
-
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None,
-             output_attentions=None, output_hidden_states=None, return_dict=None, training=False):
-        """``labels (batch, seq)``, -100 where no token is predicted; logits ``(batch, seq, vocab)``.
-
-        ``encoder_hidden_states`` / ``encoder_attention_mask`` feed cross-attention (a config with
-        ``add_cross_attention``), as in :meth:`TFBertModel.call`.
-        """
-        encoded = self._encode(locals(), training, encoder_hidden_states=encoder_hidden_states,
-                               encoder_attention_mask=encoder_attention_mask)
-        logits = self.cls(encoded.last_hidden_state, self._word_embeddings())
-        output = out.MaskedLMOutput(logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions)
-        if labels is not None:
-            output.loss = self.compute_head_loss(output, labels=labels)
-        return _finish(output, return_dict, self.config)
-
-    def compute_head_loss(self, outputs, labels=None):
-        return losses.masked_lm_loss(outputs.logits, labels)
-
-
-@keras.saving.register_keras_serializable(package="tribert")
-class TFBertForNextSentencePrediction(_TFBertHead):
-    """Next-sentence prediction: ``cls.seq_relationship`` on the pooled output, logits ``(batch, 2)``."""
-
-    label_names = ("labels",)
-
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        self.cls = TFBertOnlyNSPHead(config, name="cls", dtype=self.dtype_policy)
-        self._finish_init()
-
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None,
-             training=False):
-        """``labels (batch,)``: 0 = B follows A, 1 = B is random."""
-        encoded = self._encode(locals(), training)
-        logits = self.cls(encoded.pooler_output)
-        output = out.NextSentencePredictorOutput(logits=logits, hidden_states=encoded.hidden_states,
-                                                 attentions=encoded.attentions)
-        if labels is not None:
-            output.loss = self.compute_head_loss(output, labels=labels)
-        return _finish(output, return_dict, self.config)
-
-    def compute_head_loss(self, outputs, labels=None):
-        return losses.cross_entropy(outputs.logits, labels)
-
-
-@keras.saving.register_keras_serializable(package="tribert")
-class TFBertForSequenceClassification(_TFBertHead):
-    """Sequence classification / regression: ``dropout`` + ``classifier`` on the pooled output."""
-
-    label_names = ("labels",)
-
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        self.dropout = self._classifier_dropout()
-        self.classifier = dense(config, config.num_labels, "classifier", self.dtype_policy)
-        self._finish_init()
-
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None,
-             training=False):
-        """``labels (batch,)`` ints, floats for regression, or ``(batch, num_labels)`` multi-label floats."""
-        encoded = self._encode(locals(), training)
-        logits = self.classifier(self.dropout(encoded.pooler_output, training=training))
-        output = out.SequenceClassifierOutput(logits=logits, hidden_states=encoded.hidden_states,
-                                              attentions=encoded.attentions)
-        if labels is not None:
-            output.loss = self.compute_head_loss(output, labels=labels)
-        return _finish(output, return_dict, self.config)
-
-    def compute_head_loss(self, outputs, labels=None):
-        return losses.sequence_classification_loss(outputs.logits, tf.convert_to_tensor(labels), self.config)
-
-
 def _flatten_choices(x):
     """``(batch, choices, ...)`` -> ``(batch * choices, ...)``."""
     if x is None:
         return None
     x = tf.convert_to_tensor(x)
-    shape = tf.shape(x)
-    return tf.reshape(x, tf.concat([[-1], shape[2:]], axis=0))
+    return tf.reshape(x, tf.concat([[-1], tf.shape(x)[2:]], axis=0))  # (batch * choices, ...)
 
 
-@keras.saving.register_keras_serializable(package="tribert")
-class TFBertForMultipleChoice(_TFBertHead):
-    """Multiple choice: inputs ``(batch, choices, seq)``, one score per choice from ``classifier`` (1 unit)."""
+class _TFBertHead(TFBertPreTrainedModel):
+    """A head over ``bert``, described by :attr:`head` (a ``bert_core.heads.Head``).
 
-    label_names = ("labels",)
+    Builds ``bert`` (with its pooler when the head reads it), then the head module the row
+    names: ``cls`` (pre-training, MLM or NSP heads), ``dropout`` + ``classifier``, or
+    ``qa_outputs``. Subclasses are made by :func:`_head_class`, one per row.
+    """
 
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        self.dropout = self._classifier_dropout()
-        self.classifier = dense(config, 1, "classifier", self.dtype_policy)
-        self._finish_init()
-
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None,
-             training=False):
-        """``labels (batch,)``: the index of the right choice; logits ``(batch, choices)``."""
-        source = input_ids if input_ids is not None else inputs_embeds
-        num_choices = tf.shape(tf.convert_to_tensor(source))[1]
-        encoded = self.bert(input_ids=_flatten_choices(input_ids), attention_mask=_flatten_choices(attention_mask),
-                            token_type_ids=_flatten_choices(token_type_ids),
-                            position_ids=_flatten_choices(position_ids), head_mask=head_mask,
-                            inputs_embeds=_flatten_choices(inputs_embeds), output_attentions=output_attentions,
-                            output_hidden_states=output_hidden_states, return_dict=True, training=training)
-        logits = self.classifier(self.dropout(encoded.pooler_output, training=training))
-        logits = tf.reshape(logits, [-1, num_choices])  # (batch, choices)
-        output = out.MultipleChoiceModelOutput(logits=logits, hidden_states=encoded.hidden_states,
-                                               attentions=encoded.attentions)
-        if labels is not None:
-            output.loss = self.compute_head_loss(output, labels=labels)
-        return _finish(output, return_dict, self.config)
-
-    def compute_head_loss(self, outputs, labels=None):
-        return losses.cross_entropy(outputs.logits, labels)
-
-
-@keras.saving.register_keras_serializable(package="tribert")
-class TFBertForTokenClassification(_TFBertHead):
-    """Token classification: ``dropout`` + ``classifier`` on every token, logits ``(batch, seq, num_labels)``."""
-
-    has_pooler = False
-    label_names = ("labels",)
+    head: Head
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        self.dropout = self._classifier_dropout()
-        self.classifier = dense(config, config.num_labels, "classifier", self.dtype_policy)
+        head, policy = self.head, self.dtype_policy
+        self.bert = TFBertModel(config, add_pooling_layer=head.pooler, name="bert", dtype=policy)
+        if head.module == "pretraining":
+            self.cls = TFBertPreTrainingHeads(config, name="cls", dtype=policy)
+        elif head.module == "mlm":
+            self.cls = TFBertOnlyMLMHead(config, name="cls", dtype=policy)
+        elif head.module == "nsp":
+            self.cls = TFBertOnlyNSPHead(config, name="cls", dtype=policy)
+        else:
+            if head.dropout:
+                rate = config.hidden_dropout_prob if config.classifier_dropout is None else config.classifier_dropout
+                self.dropout = keras.layers.Dropout(rate, dtype=policy)
+            setattr(self, head.module, dense(config, head.num_outputs(config), head.module, policy))
         self._finish_init()
 
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None,
-             training=False):
-        """``labels (batch, seq)``, -100 for tokens without a label."""
-        encoded = self._encode(locals(), training)
-        logits = self.classifier(self.dropout(encoded.last_hidden_state, training=training))
-        output = out.TokenClassifierOutput(logits=logits, hidden_states=encoded.hidden_states,
-                                           attentions=encoded.attentions)
-        if labels is not None:
-            output.loss = self.compute_head_loss(output, labels=labels)
-        return _finish(output, return_dict, self.config)
+    def build(self, input_shape=None) -> None:
+        if self.built:
+            return
+        module = self.cls if self.head.module in ("pretraining", "mlm", "nsp") else getattr(self, self.head.module)
+        if isinstance(module, keras.layers.Dense):
+            module.build((None, self.config.hidden_size))
+        else:
+            module.build()
+        self.built = True
 
-    def compute_head_loss(self, outputs, labels=None):
-        return losses.cross_entropy(outputs.logits, labels)
+    def _logits(self, encoded, training) -> tuple[tf.Tensor, ...]:
+        """The head module on the encoder's output: one tensor per ``head.logits`` field."""
+        head = self.head
+        if head.module == "pretraining":
+            return self.cls(encoded.last_hidden_state, encoded.pooler_output, self._word_embeddings())
+        if head.module == "mlm":
+            return (self.cls(encoded.last_hidden_state, self._word_embeddings()),)
+        if head.module == "nsp":
+            return (self.cls(encoded.pooler_output),)
+        source = encoded.pooler_output if head.reads == "pooled" else encoded.last_hidden_state
+        if head.dropout:
+            source = self.dropout(source, training=training)
+        logits = getattr(self, head.module)(source)
+        if head.module == "qa_outputs":  # (batch, seq, 2) -> start, end (batch, seq)
+            return logits[..., 0], logits[..., 1]
+        return (logits,)
+
+    def _word_embeddings(self) -> tf.Tensor:
+        return self.bert.embeddings.word_embeddings.embeddings
+
+    def _forward(self, arguments: dict, training) -> out.ModelOutput:
+        head = self.head
+        inputs = {name: arguments[name] for name in INPUT_ARGS}
+        encoder_args = {name: arguments[name] for name in ENCODER_ARGS + CACHE_ARGS if name in arguments}
+        labels = {name: arguments[name] for name in head.labels}
+        if head.decoder and labels.get("labels") is not None:
+            encoder_args["use_cache"] = False  # a training step keeps no cache, as transformers 4.x
+        if head.choices:
+            source = inputs["input_ids"] if inputs["input_ids"] is not None else inputs["inputs_embeds"]
+            num_choices = tf.shape(tf.convert_to_tensor(source))[1]
+            inputs.update({k: _flatten_choices(v) for k, v in inputs.items() if k != "head_mask"})
+        encoded = self.bert(**inputs, **encoder_args, output_attentions=arguments["output_attentions"],
+                            output_hidden_states=arguments["output_hidden_states"], return_dict=True,
+                            training=training)
+        fields = dict(zip(head.logits, self._logits(encoded, training)))
+        if head.choices:
+            fields["logits"] = tf.reshape(fields["logits"], [-1, num_choices])  # (batch, choices)
+        carried = {f.name for f in dataclasses.fields(head.output)} & {"past_key_values", "hidden_states",
+                                                                         "attentions", "cross_attentions"}
+        output = head.output(**fields, **{name: getattr(encoded, name) for name in carried})
+        if labels and all(value is not None for value in labels.values()):
+            output.loss = self.compute_head_loss(output, **labels)
+        return _finish(output, arguments["return_dict"], self.config)
+
+    def compute_head_loss(self, outputs: out.ModelOutput, **labels) -> tf.Tensor:
+        """The ``bert_tf.losses`` function of this head's loss kind, on ``outputs`` and the label tensors."""
+        return losses.head_loss(self.head.loss, outputs, self.config, **labels)
 
 
-@keras.saving.register_keras_serializable(package="tribert")
-class TFBertForQuestionAnswering(_TFBertHead):
-    """Extractive QA: ``qa_outputs`` gives start and end logits ``(batch, seq)`` each."""
+def _call_signature(head: Head) -> inspect.Signature:
+    """``call(self, <head.forward_args>, training=False)``, every argument defaulting to None."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    names = ("self", *head.forward_args)
+    return inspect.Signature([inspect.Parameter(names[0], kind)]
+                             + [inspect.Parameter(name, kind, default=None) for name in names[1:]]
+                             + [inspect.Parameter("training", kind, default=False)])
 
-    has_pooler = False
-    label_names = ("start_positions", "end_positions")
-    logits_names = ("start_logits",)
 
-    def __init__(self, config: BertConfig, **kwargs) -> None:
-        super().__init__(config, **kwargs)
-        self.qa_outputs = dense(config, config.num_labels, "qa_outputs", self.dtype_policy)
-        self._finish_init()
+_CALL_DOC = """Run the {class_name}.
 
-    def call(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-             inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
-             output_hidden_states=None, return_dict=None, training=False):
-        """``start_positions`` / ``end_positions (batch,)``: the answer span (clamped to the sequence)."""
-        encoded = self._encode(locals(), training)
-        logits = self.qa_outputs(encoded.last_hidden_state)  # (batch, seq, 2)
-        output = out.QuestionAnsweringModelOutput(start_logits=logits[..., 0], end_logits=logits[..., 1],
-                                                  hidden_states=encoded.hidden_states, attentions=encoded.attentions)
-        if start_positions is not None and end_positions is not None:
-            output.loss = self.compute_head_loss(output, start_positions=start_positions, end_positions=end_positions)
-        return _finish(output, return_dict, self.config)
+Arguments in the ``transformers`` 4.x order: {args}, then Keras' ``training``.
+Inputs as :meth:`TFBertModel.call`; labels ({labels}) add ``loss`` ({loss} loss of
+:mod:`bert_tf.losses`) to the returned :class:`~bert_core.outputs.{output}`.
+"""
 
-    def compute_head_loss(self, outputs, start_positions=None, end_positions=None):
-        return losses.question_answering_loss(outputs.start_logits, outputs.end_logits, start_positions,
-                                              end_positions)
+
+def _head_class(head: Head) -> type:
+    """The Keras model class of one head row: :class:`_TFBertHead` with the row's exact call signature."""
+    signature = _call_signature(head)
+
+    def call(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        arguments = dict(bound.arguments)
+        del arguments["self"]
+        return self._forward(arguments, arguments.pop("training"))
+
+    call.__signature__ = signature  # what Keras and inspect read: the 4.x argument order
+    call.__doc__ = _CALL_DOC.format(class_name=head.tf_class_name, args=", ".join(head.forward_args),
+                                    labels=", ".join(head.labels) or "none", loss=head.loss,
+                                    output=head.output.__name__)
+    attrs = {"__module__": __name__, "__qualname__": head.tf_class_name, "head": head, "call": call,
+             "label_names": head.labels, "logits_names": head.logits[:1],
+             "__doc__": f"``{head.class_name}`` of ``transformers`` 4.x in Keras: the ``{head.name}`` head row."}
+    return keras.saving.register_keras_serializable(package="tribert")(
+        type(head.tf_class_name, (_TFBertHead,), attrs))
+
+
+_HEAD_CLASSES = {head.tf_class_name: _head_class(head) for head in HEADS.values() if head.name != "base"}
+TFBertForPreTraining = _HEAD_CLASSES["TFBertForPreTraining"]
+TFBertLMHeadModel = _HEAD_CLASSES["TFBertLMHeadModel"]
+TFBertForMaskedLM = _HEAD_CLASSES["TFBertForMaskedLM"]
+TFBertForNextSentencePrediction = _HEAD_CLASSES["TFBertForNextSentencePrediction"]
+TFBertForSequenceClassification = _HEAD_CLASSES["TFBertForSequenceClassification"]
+TFBertForMultipleChoice = _HEAD_CLASSES["TFBertForMultipleChoice"]
+TFBertForTokenClassification = _HEAD_CLASSES["TFBertForTokenClassification"]
+TFBertForQuestionAnswering = _HEAD_CLASSES["TFBertForQuestionAnswering"]

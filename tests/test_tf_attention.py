@@ -51,7 +51,7 @@ def test_self_attention_equals_the_numpy_formula(kind):
     layer.build()
     batch = padded_batch(config.vocab_size, batch=3, seq=7, fully_padded_row=False)
     hidden = np.random.default_rng(0).standard_normal((3, 7, config.hidden_size)).astype(np.float32)
-    bias = bert_tf.make_attention_bias(batch["attention_mask"], batch_size=3, query_length=7, key_length=7)
+    bias = bert_tf.make_attention_bias(batch["attention_mask"], query_length=7, key_length=7, dtype=tf.float32)
     context, probs, _ = layer(tf.constant(hidden), attention_bias=bias, output_attentions=True)
     ref_context, ref_probs = numpy_self_attention(layer, hidden.astype(np.float64), batch["attention_mask"], kind)
     # Against the float64 formula: a few float32 ulps (values reach ~2, where an ulp is 2.4e-7).
@@ -71,19 +71,43 @@ def test_fused_attention_equals_eager_attention():
     rng = np.random.default_rng(0)
     q, k, v = (tf.constant(rng.standard_normal((2, 4, 6, 8)).astype(np.float32)) for _ in range(3))
     mask = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]])
-    bias = bert_tf.make_attention_bias(mask, batch_size=2, query_length=6, key_length=6)
+    bias = bert_tf.make_attention_bias(mask, query_length=6, key_length=6, dtype=tf.float32)
     eager, _ = bert_tf.eager_attention(q, k, v, bias)
     assert max_abs_diff(bert_tf.fused_attention(q, k, v, bias), eager) <= 1e-6
 
 
-def test_model_with_fused_attention_equals_eager():
+@pytest.mark.parametrize("overrides", [{}, {"position_embedding_type": "relative_key_query"},
+                                       {"is_decoder": True, "add_cross_attention": True}],
+                         ids=["absolute", "relative", "decoder"])
+def test_sdpa_is_the_default_and_equals_eager(overrides):
+    config = BertConfig(**tiny_config_dict(initializer_range=0.2, **overrides))
+    model = bert_tf.TFBertLMHeadModel(config) if config.is_decoder else bert_tf.TFBertModel(config)
+    batch = padded_batch(config.vocab_size)
+    if config.is_decoder:
+        batch["encoder_hidden_states"] = np.random.default_rng(1).standard_normal((3, 5, 32)).astype(np.float32)
+    assert model.attn_implementation == "sdpa"
+    fused = model(**batch)[0]
+    model.set_attn_implementation("eager")
+    assert model.attn_implementation == "eager"
+    assert all(layer.attn_implementation == "eager" for layer in model._attention_layers())
+    eager = model(**batch)[0]
+    assert max_abs_diff(fused, eager, batch["attention_mask"]) <= F32
+
+
+def test_set_attn_implementation_rejects_unknown_names():
+    model = bert_tf.TFBertModel(BertConfig(**tiny_config_dict()))
+    with pytest.raises(ValueError, match="flash"):
+        model.set_attn_implementation("flash")
+
+
+def test_compiled_call_follows_the_attention_switch():
     config = BertConfig(**tiny_config_dict(initializer_range=0.2))
     model = bert_tf.TFBertModel(config)
     batch = padded_batch(config.vocab_size)
-    eager = model(**batch).last_hidden_state
-    for block in model.encoder.layer:
-        block.attention.self.attn_implementation = "fused"
-    fused = model(**batch).last_hidden_state
+    fused = model.compiled_call(**batch).last_hidden_state
+    model.set_attn_implementation("eager")
+    eager = model.compiled_call(**batch).last_hidden_state
+    assert model.compiled_call.__self__._compiled_call.traced_count() == 2  # one graph per implementation
     assert max_abs_diff(fused, eager, batch["attention_mask"]) <= F32
 
 
@@ -99,8 +123,8 @@ def test_a_fully_padded_row_attends_uniformly_and_stays_finite():
 
 
 def test_causal_bias_counts_the_cache_and_the_padding():
-    bias = bert_tf.make_attention_bias(np.array([[0, 1, 1, 1, 1]]), batch_size=1, query_length=2, key_length=5,
-                                       causal=True).numpy()
+    bias = bert_tf.make_attention_bias(np.array([[0, 1, 1, 1, 1]]), query_length=2, key_length=5,
+                                       dtype=tf.float32, causal=True).numpy()
     allowed = bias[0, 0] == 0
     # Queries are positions 3 and 4 (three cached keys); key 0 is padding.
     assert allowed.tolist() == [[False, True, True, True, False], [False, True, True, True, True]]
