@@ -124,6 +124,17 @@ def test_tied_decoder_has_no_weight_and_follows_the_embeddings():
     assert_close(untied(ids, params=params).logits, untied(ids).logits, atol=0, rtol=0)
 
 
+def test_untied_decoder_has_a_partition_rule():
+    from flax import traverse_util
+    from jax.sharding import PartitionSpec as P
+
+    from bert_flax.sharding import partition_specs
+
+    model = bert_flax.FlaxBertForMaskedLM(config(tie_word_embeddings=False), seed=0)
+    specs = traverse_util.flatten_dict(partition_specs(model.params), sep="/")
+    assert specs["cls/predictions/decoder/kernel"] == P("model", None)  # hidden split, as the tied table
+
+
 # -- inputs: InputError before the compiled call ------------------------------------------------------
 
 BAD_INPUTS = {
@@ -157,10 +168,12 @@ def test_out_of_range_inputs_raise_input_error(case, position_embedding_type):
 
 def test_cached_tokens_count_towards_the_length():
     model = bert_flax.FlaxBertForCausalLM(config(is_decoder=True), seed=0)
-    cache = model.init_cache(1, 80)
-    out = model(np.ones((1, 60), np.int64), past_key_values=cache, attention_mask=np.ones((1, 80)))
+    cache = model.init_cache(1, 64)
+    out = model(np.ones((1, 60), np.int64), past_key_values=cache, attention_mask=np.ones((1, 64)))
     with pytest.raises(InputError, match=r"65 \(60 cached \+ 5 new\)"):
-        model(np.ones((1, 5), np.int64), past_key_values=out.past_key_values, attention_mask=np.ones((1, 80)))
+        model(np.ones((1, 5), np.int64), past_key_values=out.past_key_values, attention_mask=np.ones((1, 64)))
+    with pytest.raises(InputError, match="sequence length 65"):
+        model.init_cache(1, 65)  # a cache longer than the position table could never be filled
 
 
 def test_in_range_inputs_and_traced_calls_are_not_refused():
