@@ -29,15 +29,15 @@ from .encoder import FlaxBertEncoder, FlaxBertIntermediate, FlaxBertLayer, FlaxB
 from .generation import greedy_search  # noqa: E402
 from .heads import (FlaxBertLMPredictionHead, FlaxBertOnlyMLMHead, FlaxBertOnlyNSPHead, FlaxBertPooler,  # noqa: E402
                     FlaxBertPredictionHeadTransform, FlaxBertPreTrainingHeads)
+from .base import FlaxBertPreTrainedModel  # noqa: E402
 from .models import (FlaxBertForCausalLMModule, FlaxBertForMaskedLMModule, FlaxBertForMultipleChoiceModule,  # noqa: E402
                      FlaxBertForNextSentencePredictionModule, FlaxBertForPreTrainingModule,
                      FlaxBertForQuestionAnsweringModule, FlaxBertForSequenceClassificationModule,
                      FlaxBertForTokenClassificationModule, FlaxBertModule)
+from .models import (FlaxBertForCausalLM, FlaxBertForMaskedLM, FlaxBertForMultipleChoice,  # noqa: E402
+                     FlaxBertForNextSentencePrediction, FlaxBertForPreTraining, FlaxBertForQuestionAnswering,
+                     FlaxBertForSequenceClassification, FlaxBertForTokenClassification, FlaxBertModel)
 from .scan import scan_to_unscanned_params, unscanned_to_scan_params  # noqa: E402
-from .wrappers import (FlaxBertForCausalLM, FlaxBertForMaskedLM, FlaxBertForMultipleChoice,  # noqa: E402
-                       FlaxBertForNextSentencePrediction, FlaxBertForPreTraining, FlaxBertForQuestionAnswering,
-                       FlaxBertForSequenceClassification, FlaxBertForTokenClassification, FlaxBertModel,
-                       FlaxBertPreTrainedModel)
 from .training import TrainState, create_optimizer, decay_mask, make_train_step, mask_tokens  # noqa: E402
 from .auto import (FlaxAutoModel, FlaxAutoModelForCausalLM, FlaxAutoModelForMaskedLM,  # noqa: E402
                    FlaxAutoModelForMultipleChoice, FlaxAutoModelForNextSentencePrediction,
@@ -64,6 +64,10 @@ AutoModelForSequenceClassification = FlaxAutoModelForSequenceClassification
 AutoModelForMultipleChoice = FlaxAutoModelForMultipleChoice
 AutoModelForTokenClassification = FlaxAutoModelForTokenClassification
 AutoModelForQuestionAnswering = FlaxAutoModelForQuestionAnswering
+
+# pipeline.py (rewritten with the shared pipelines engine) still imports the former ``wrappers`` module;
+# the public classes now live in ``models``.
+wrappers = models  # noqa: F821
 
 from .pipeline import pipeline  # noqa: E402
 

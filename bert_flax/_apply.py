@@ -45,7 +45,7 @@ def compiled_apply(params, inputs, dropout_rng, cache, *, module_key, train, out
     if cache is None:
         return module.apply(variables, **inputs, **kwargs, rngs=rngs)
     variables["cache"] = cache
-    output, mutated = module.apply(variables, **inputs, **kwargs, past_length=cache_index(cache), rngs=rngs,
+    output, mutated = module.apply(variables, **inputs, **kwargs, past_key_values_length=cache_index(cache), rngs=rngs,
                                    mutable=["cache"])
     output.past_key_values = unfreeze(mutated["cache"])
     return output

@@ -13,7 +13,7 @@ from typing import Any
 from bert_core.config import BertConfig
 from bert_core.heads import HEADS
 
-from . import wrappers
+from . import models
 
 __all__ = [
     "FlaxAutoModel",
@@ -37,7 +37,7 @@ class _FlaxAutoBase:
     @classmethod
     def model_class(cls) -> type:
         """The wrapper class this auto class builds (``FlaxBertForMaskedLM``...)."""
-        return getattr(wrappers, HEADS[cls.head_name].flax_name)
+        return getattr(models, HEADS[cls.head_name].flax_name)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any):

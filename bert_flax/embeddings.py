@@ -1,4 +1,4 @@
-"""``FlaxBertEmbeddings``: word + position + token-type embeddings, LayerNorm, dropout."""
+"""``FlaxBertEmbeddings``: word + token-type (+ absolute position) embeddings, LayerNorm, dropout."""
 
 from __future__ import annotations
 
@@ -42,7 +42,11 @@ def layer_norm(config: BertConfig, param_dtype, name: str | None = None) -> nn.L
 
 
 class FlaxBertEmbeddings(nn.Module):
-    """Sum of word, position and token-type embeddings, then LayerNorm and dropout.
+    """Sum of word, token-type and (for ``position_embedding_type="absolute"``) position embeddings.
+
+    The relative position types keep ``position_embeddings`` (checkpoints carry
+    it) but do not add it, as ``transformers`` 4.x does; their positions enter
+    the attention scores instead.
 
     Attributes:
         config: the model config.
@@ -65,16 +69,16 @@ class FlaxBertEmbeddings(nn.Module):
         self.LayerNorm = layer_norm(c, self.param_dtype)
         self.dropout = nn.Dropout(rate=c.hidden_dropout_prob)
 
-    def __call__(self, input_ids, token_type_ids=None, position_ids=None, inputs_embeds=None, *,
-                 past_length=0, deterministic: bool = True):
+    def __call__(self, input_ids, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                 past_key_values_length=0, *, deterministic: bool = True):
         """Embed a batch.
 
         Args:
             input_ids: ``(batch, seq)`` int token ids, or ``None`` when ``inputs_embeds`` is given.
             token_type_ids: ``(batch, seq)``; zeros when ``None``.
-            position_ids: ``(batch, seq)``; ``past_length + arange(seq)`` when ``None``.
+            position_ids: ``(batch, seq)``; ``past_key_values_length + arange(seq)`` when ``None``.
             inputs_embeds: ``(batch, seq, hidden)`` used instead of the word embeddings.
-            past_length: number of tokens already in the KV cache (int or traced scalar).
+            past_key_values_length: number of tokens already in the KV cache (int or traced scalar).
             deterministic: disable dropout.
 
         Returns:
@@ -89,12 +93,14 @@ class FlaxBertEmbeddings(nn.Module):
                 is_pad = (input_ids == self.config.pad_token_id)[..., None]
                 inputs_embeds = jnp.where(is_pad, jax.lax.stop_gradient(inputs_embeds), inputs_embeds)
         batch, seq = inputs_embeds.shape[:2]
-        if position_ids is None:
-            position_ids = jnp.broadcast_to(jnp.arange(seq, dtype="i4") + past_length, (batch, seq))
         if token_type_ids is None:
             token_type_ids = jnp.zeros((batch, seq), dtype="i4")
-        hidden = (inputs_embeds.astype(self.dtype)
-                  + self.token_type_embeddings(token_type_ids.astype("i4"))
-                  + self.position_embeddings(position_ids.astype("i4")))
+        hidden = inputs_embeds.astype(self.dtype) + self.token_type_embeddings(token_type_ids.astype("i4"))
+        if self.config.position_embedding_type == "absolute":
+            if position_ids is None:
+                position_ids = jnp.broadcast_to(jnp.arange(seq, dtype="i4") + past_key_values_length, (batch, seq))
+            hidden = hidden + self.position_embeddings(position_ids.astype("i4"))
+        elif self.is_initializing():
+            self.position_embeddings(jnp.zeros((1, 1), "i4"))  # create the table the checkpoints carry
         hidden = self.LayerNorm(hidden).astype(self.dtype)
         return self.dropout(hidden, deterministic=deterministic)

@@ -19,7 +19,9 @@ from flax import traverse_util
 from flax.core import unfreeze
 from jax import lax
 
-__all__ = ["FlaxGenerationMixin", "cache_index", "cache_length", "greedy_search"]
+from bert_core.errors import ConfigError
+
+__all__ = ["FlaxCacheMixin", "FlaxGenerationMixin", "cache_index", "cache_length", "greedy_search"]
 
 
 def _leaves_named(cache: Mapping, name: str) -> list:
@@ -39,8 +41,8 @@ def cache_length(cache: Mapping) -> int:
     return int(_leaves_named(cache, "cached_key")[0].shape[-2])
 
 
-class FlaxGenerationMixin:
-    """``init_cache``, ``prepare_inputs_for_generation`` and ``update_inputs_for_generation``."""
+class FlaxCacheMixin:
+    """``init_cache``: the wrappers of the heads that take ``past_key_values`` (``Head.decoder``)."""
 
     def init_cache(self, batch_size: int, max_length: int) -> dict:
         """An empty KV cache for ``batch_size`` sequences of up to ``max_length`` tokens.
@@ -48,12 +50,19 @@ class FlaxGenerationMixin:
         Returns:
             The ``cache`` collection (a dict tree) to pass as ``past_key_values``.
         """
+        if not self.config.is_decoder:
+            raise ConfigError(f"{type(self).__name__}.init_cache needs config.is_decoder=True "
+                              f"(only causal self-attention is cached)")
         input_ids = jnp.ones((batch_size, max_length), dtype="i4")
         inputs = self._dummy_inputs((batch_size, max_length))
         inputs["input_ids"] = input_ids
         variables = jax.eval_shape(
             lambda: self.module.init(jax.random.PRNGKey(0), **inputs, init_cache=True, return_dict=False))
         return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), unfreeze(variables["cache"]))
+
+
+class FlaxGenerationMixin(FlaxCacheMixin):
+    """``init_cache``, ``prepare_inputs_for_generation`` and ``update_inputs_for_generation``."""
 
     def prepare_inputs_for_generation(self, input_ids, max_length: int, attention_mask=None,
                                       encoder_hidden_states=None, encoder_attention_mask=None) -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """Pooler and prediction heads: ``FlaxBertPooler`` .. ``FlaxBertPreTrainingHeads``.
 
-The MLM decoder is tied to the word embeddings: it has no parameters of its
-own (no ``cls/predictions/decoder``); callers pass the embedding table and
-the logits are ``transform(x) @ table.T + bias``, as transformers 4.x Flax did.
+With ``config.tie_word_embeddings`` (the default) the MLM decoder is the word
+embeddings: it has no parameters of its own (no ``cls/predictions/decoder``);
+callers pass the embedding table and the logits are ``transform(x) @ table.T +
+bias``, as transformers 4.x Flax did. With ``tie_word_embeddings=False`` it owns
+``cls/predictions/decoder/kernel`` (the checkpoint's ``cls.predictions.decoder.weight``).
 """
 
 from __future__ import annotations
@@ -60,20 +62,32 @@ class FlaxBertPredictionHeadTransform(nn.Module):
 
 
 class FlaxBertLMPredictionHead(nn.Module):
-    """``transform``, then the tied decoder ``x @ word_embeddings.T + bias``: logits ``(batch, seq, vocab)``."""
+    """``transform``, then the decoder ``x @ W.T + bias``: logits ``(batch, seq, vocab)``.
+
+    ``W`` is the word-embedding table passed in (tied), or the head's own ``decoder`` kernel
+    when ``config.tie_word_embeddings`` is False.
+    """
 
     config: BertConfig
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
 
     def setup(self):
-        self.transform = FlaxBertPredictionHeadTransform(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
-        self.bias = self.param("bias", nn.initializers.zeros, (self.config.vocab_size,), self.param_dtype)
+        c = self.config
+        self.transform = FlaxBertPredictionHeadTransform(c, dtype=self.dtype, param_dtype=self.param_dtype)
+        if not c.tie_word_embeddings:
+            self.decoder = nn.Dense(c.vocab_size, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+                                    kernel_init=normal_init(c))
+        self.bias = self.param("bias", nn.initializers.zeros, (c.vocab_size,), self.param_dtype)
 
-    def __call__(self, hidden_states, shared_embedding):
-        """Args: ``hidden_states (batch, seq, hidden)``; ``shared_embedding (vocab, hidden)``, the word embeddings."""
+    def __call__(self, hidden_states, shared_embedding=None):
+        """Args: ``hidden_states (batch, seq, hidden)``; ``shared_embedding (vocab, hidden)``, the word
+        embeddings (read only when the decoder is tied)."""
         hidden_states = self.transform(hidden_states)
-        logits = jnp.einsum("bsh,vh->bsv", hidden_states, shared_embedding.astype(self.dtype))
+        if self.config.tie_word_embeddings:
+            logits = jnp.einsum("bsh,vh->bsv", hidden_states, shared_embedding.astype(self.dtype))
+        else:
+            logits = self.decoder(hidden_states)
         return logits + self.bias.astype(self.dtype)
 
 
@@ -87,7 +101,7 @@ class FlaxBertOnlyMLMHead(nn.Module):
     def setup(self):
         self.predictions = FlaxBertLMPredictionHead(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
 
-    def __call__(self, sequence_output, shared_embedding):
+    def __call__(self, sequence_output, shared_embedding=None):
         return self.predictions(sequence_output, shared_embedding)
 
 
@@ -116,6 +130,6 @@ class FlaxBertPreTrainingHeads(nn.Module):
         self.predictions = FlaxBertLMPredictionHead(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
         self.seq_relationship = _dense(self.config, 2, self.dtype, self.param_dtype)
 
-    def __call__(self, sequence_output, pooled_output, shared_embedding):
+    def __call__(self, sequence_output, pooled_output, shared_embedding=None):
         """Returns ``(prediction logits (batch, seq, vocab), seq_relationship logits (batch, 2))``."""
         return self.predictions(sequence_output, shared_embedding), self.seq_relationship(pooled_output)

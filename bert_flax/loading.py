@@ -29,7 +29,7 @@ from bert_core.config import BertConfig
 from bert_core.errors import CheckpointError
 from conversion import from_framework, from_framework_key, match_state, resolve_checkpoint, save_checkpoint
 from conversion import to_framework_key
-from conversion.rules import TIED_KEYS
+from bert_core.heads import TIED_KEYS
 from conversion.safetensors_io import read_blocks
 
 from .scan import scan_to_unscanned_params
@@ -41,27 +41,50 @@ logger = logging.getLogger("bert_flax")
 FLAX_WEIGHTS_NAME = "flax_model.msgpack"
 
 
-def _canonical_model_shapes(model) -> dict[str, tuple[int, ...]]:
-    """Canonical key -> canonical shape of every parameter of an unscanned model, plus the tied decoder keys."""
+def _tied_keys(model_keys) -> dict[str, str]:
+    """The decoder keys that are not parameters of their own here but read another's tensor.
+
+    The decoder bias is always ``cls.predictions.bias``; the decoder weight is the word embeddings
+    unless ``tie_word_embeddings=False`` gave the model its own ``cls.predictions.decoder.weight``.
+    """
+    return {k: v for k, v in TIED_KEYS.items() if v in model_keys and k not in model_keys}
+
+
+def _canonical_model_shapes(model) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """Canonical key -> canonical shape of every parameter of an unscanned model, plus the tied decoder keys;
+    and those tied keys."""
     shapes = {}
     for key, shape in model.param_shapes().items():
         canonical, transpose = from_framework_key(key, "flax")
         shapes[canonical] = tuple(reversed(shape)) if transpose else tuple(shape)
-    for tied, source in TIED_KEYS.items():
-        if source in shapes:
-            shapes[tied] = shapes[source]
-    return shapes
+    tied = _tied_keys(shapes)
+    for key, source in tied.items():
+        shapes[key] = shapes[source]
+    return shapes, tied
 
 
-def _params_from(tensors, report, shapes: dict[str, tuple[int, ...]], param_dtype) -> dict:
+def _decoder_bias_wins(assignments: dict[str, Any]) -> None:
+    """Fill ``cls.predictions.bias`` from the checkpoint's ``cls.predictions.decoder.bias`` when it has one.
+
+    The decoder's bias is the one the logits use: in transformers 4.x it *is* ``cls.predictions.bias``
+    (same tensor), and in 5.x with ``tie_word_embeddings=False`` it is a separate parameter that
+    training updates while ``cls.predictions.bias`` stays unused.
+    """
+    decoder_bias, bias = "cls.predictions.decoder.bias", TIED_KEYS["cls.predictions.decoder.bias"]
+    if decoder_bias in assignments and bias in assignments:
+        assignments[bias] = assignments[decoder_bias]
+
+
+def _params_from(tensors, report, shapes: dict[str, tuple[int, ...]], tied: dict[str, str], param_dtype) -> dict:
     """The parameter tree of ``report``'s assignments, one JAX array per leaf, largest first.
 
     Each leaf is staged in a host buffer of its canonical shape and ``param_dtype`` (numpy's cast, as
     ``jnp.asarray(array, dtype)`` does), filled block by block, and handed to ``jax.device_put``;
     after the transfer the buffer is dropped, so it is reused by the next, smaller leaf.
     """
-    # The decoder has no parameters of its own: it reads the word embeddings.
-    order = sorted((t for t in report.assignments if t not in TIED_KEYS), key=lambda t: -int(np.prod(shapes[t])))
+    # A tied decoder key has no parameter of its own here: it reads its source's.
+    _decoder_bias_wins(report.assignments)
+    order = sorted((t for t in report.assignments if t not in tied), key=lambda t: -int(np.prod(shapes[t])))
     flat: dict[tuple[str, ...], Any] = {}
     for target in order:
         key, transpose = to_framework_key(target, "flax")
@@ -94,7 +117,8 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
                     local_files_only: bool = False, token: str | bool | None = None, dtype: Any = None,
                     param_dtype: Any = None, ignore_mismatched_sizes: bool = False,
                     output_loading_info: bool = False, seed: int = 0, gradient_checkpointing: bool = False,
-                    scan_layers: bool = False, add_pooling_layer: bool | None = None, **config_overrides: Any):
+                    scan_layers: bool = False, add_pooling_layer: bool | None = None, attn_implementation: str = "sdpa",
+                    **config_overrides: Any):
     """Load a model from a directory or hub id holding a canonical (or legacy) checkpoint.
 
     Args:
@@ -106,7 +130,7 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
         ignore_mismatched_sizes: re-initialise shape-mismatched weights instead of raising.
         output_loading_info: also return the load report dict (missing / unexpected / mismatched / tied keys).
         seed: PRNG seed for weights the checkpoint lacks.
-        gradient_checkpointing, scan_layers, add_pooling_layer: model construction options.
+        gradient_checkpointing, scan_layers, add_pooling_layer, attn_implementation: model construction options.
         **config_overrides: config fields to override (``num_labels=3``...).
 
     Returns:
@@ -120,11 +144,12 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
     kwargs = {} if add_pooling_layer is None else {"add_pooling_layer": add_pooling_layer}
     param_dtype = jnp.dtype(param_dtype or jnp.float32)
     model = cls(config, dtype=dtype, param_dtype=param_dtype, gradient_checkpointing=gradient_checkpointing,
-                scan_layers=False, _do_init=False, **kwargs)
+                scan_layers=False, attn_implementation=attn_implementation, _do_init=False, **kwargs)
     shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}
-    model_shapes = _canonical_model_shapes(model)
-    report = match_state(shapes, model_shapes, ignore_mismatched_sizes=ignore_mismatched_sizes, source=source)
-    params = _params_from(tensors, report, model_shapes, param_dtype)
+    model_shapes, tied = _canonical_model_shapes(model)
+    report = match_state(shapes, model_shapes, tied=tied, ignore_mismatched_sizes=ignore_mismatched_sizes,
+                         source=source)
+    params = _params_from(tensors, report, model_shapes, tied, param_dtype)
     if report.missing_keys or report.mismatched_keys:
         params = model.init_weights(jax.random.PRNGKey(seed), model.input_shape, params=params)
     model.params = params
@@ -136,10 +161,17 @@ def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig 
 
 
 def canonical_state(model, params=None) -> dict[str, np.ndarray]:
-    """The model's parameters as canonical ``{torch key: numpy array}`` (tied decoder keys left out)."""
+    """The model's parameters as canonical ``{torch key: numpy array}`` (tied decoder keys left out).
+
+    An untied decoder (``tie_word_embeddings=False``) is written with its bias under
+    ``cls.predictions.decoder.bias`` too, the parameter transformers 5.x reads for it.
+    """
     params = scan_to_unscanned_params(model.params if params is None else params)
     flat = {k: np.asarray(jax.device_get(v)) for k, v in traverse_util.flatten_dict(params, sep=".").items()}
     tensors = from_framework(flat, "flax")
+    for key, source in TIED_KEYS.items():
+        if source in tensors and key not in tensors and "cls.predictions.decoder.weight" in tensors:
+            tensors[key] = tensors[source]
     # A head model's encoder lives under `bert.`; the bare encoder has no prefix, as in PyTorch.
     return {k: np.ascontiguousarray(v) for k, v in tensors.items()}
 

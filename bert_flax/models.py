@@ -1,46 +1,61 @@
-"""The linen modules of the public models: ``FlaxBertModule`` and one ``FlaxBertFor*Module`` per head.
+"""The public models: ``FlaxBertModule`` and the eight head modules, and their stateful wrappers.
 
-Each head module holds ``bert`` (a :class:`FlaxBertModule`) and its head under
-the PyTorch attribute names (``cls``, ``classifier``, ``qa_outputs``), so
-parameter paths read like the HF state dict. Modules compute losses when
-labels are given, so a ``jax.grad`` of the module call is a training step.
-The stateful wrappers users call are in :mod:`bert_flax.wrappers`.
+Every head is built from its row of :data:`bert_core.heads.HEADS` by one
+builder (:func:`build_head`): a linen module ``FlaxBertFor*Module`` holding
+``bert`` (a :class:`FlaxBertModule`) and its head under the PyTorch attribute
+names (``cls``, ``classifier``, ``qa_outputs``), so parameter paths read like
+the HF state dict; and a wrapper ``FlaxBertFor*`` (see :mod:`bert_flax.base`)
+called as ``model(**inputs, params=None, dropout_rng=None, train=False)``.
+Modules compute the loss when labels are given, so a ``jax.grad`` of the
+module call is a training step.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import inspect
 
 import jax.numpy as jnp
 import flax.linen as nn
 
 from bert_core import outputs as out
 from bert_core.config import BertConfig
+from bert_core.errors import ConfigError
+from bert_core.heads import CACHE_ARGS, FLAG_ARGS, HEADS, Head
 
-from .attention import allowed_from_mask
+from .attention import make_attention_bias
+from .base import FlaxBertPreTrainedModel, check_inputs
 from .embeddings import FlaxBertEmbeddings, normal_init
 from .encoder import FlaxBertEncoder
+from .generation import FlaxCacheMixin, FlaxGenerationMixin
 from .heads import FlaxBertOnlyMLMHead, FlaxBertOnlyNSPHead, FlaxBertPooler, FlaxBertPreTrainingHeads
-from .losses import (causal_lm_loss, cross_entropy, masked_lm_loss, question_answering_loss,
-                     sequence_classification_loss)
+from .losses import head_loss
 
-__all__ = [
-    "FlaxBertModule",
-    "FlaxBertForPreTrainingModule",
-    "FlaxBertForCausalLMModule",
-    "FlaxBertForMaskedLMModule",
-    "FlaxBertForNextSentencePredictionModule",
-    "FlaxBertForSequenceClassificationModule",
-    "FlaxBertForMultipleChoiceModule",
-    "FlaxBertForTokenClassificationModule",
-    "FlaxBertForQuestionAnsweringModule",
-]
+__all__ = ["FlaxBertModule", "FlaxBertModel", "build_head"]  # the head classes are added below
 
 
 def _finish(output, return_dict: bool):
     return output if return_dict else output.to_tuple()
 
 
+def _head_mask(head_mask, config: BertConfig):
+    """``(heads,)`` or ``(layers, heads)`` -> ``(layers, 1, heads, 1, 1)``, as transformers 4.x broadcasts it."""
+    if head_mask is None:
+        return None
+    layers, heads = config.num_hidden_layers, config.num_attention_heads
+    head_mask = jnp.asarray(head_mask, dtype=jnp.float32)
+    if tuple(head_mask.shape) not in ((heads,), (layers, heads)):
+        raise ConfigError(f"head_mask must have shape ({heads},) or ({layers}, {heads}), got {tuple(head_mask.shape)}")
+    head_mask = jnp.broadcast_to(head_mask, (layers, heads))
+    return head_mask[:, None, :, None, None]  # (layers, 1, heads, 1, 1)
+
+
 class FlaxBertModule(nn.Module):
     """The encoder: ``embeddings``, ``encoder`` and (optionally) ``pooler``.
+
+    With ``config.is_decoder`` self-attention is causal and writes the ``cache`` collection
+    (``init_cache``); with ``config.add_cross_attention`` each layer also attends to
+    ``encoder_hidden_states``.
 
     Attributes:
         config: model config.
@@ -49,6 +64,7 @@ class FlaxBertModule(nn.Module):
         add_pooling_layer: build ``pooler`` (heads that never use it leave it out, as in PyTorch).
         gradient_checkpointing: ``nn.remat`` each layer.
         scan_layers: ``nn.scan`` over the layers (stacked parameters).
+        attn_implementation: ``"sdpa"`` (``jax.nn.dot_product_attention``) or ``"eager"``.
     """
 
     config: BertConfig
@@ -57,19 +73,21 @@ class FlaxBertModule(nn.Module):
     add_pooling_layer: bool = True
     gradient_checkpointing: bool = False
     scan_layers: bool = False
+    attn_implementation: str = "sdpa"
 
     def setup(self):
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
         self.embeddings = FlaxBertEmbeddings(self.config, **kw)
-        self.encoder = FlaxBertEncoder(self.config, gradient_checkpointing=self.gradient_checkpointing,
+        self.encoder = FlaxBertEncoder(self.config, self.attn_implementation,
+                                       gradient_checkpointing=self.gradient_checkpointing,
                                        scan_layers=self.scan_layers, **kw)
         if self.add_pooling_layer:
             self.pooler = FlaxBertPooler(self.config, **kw)
 
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, *, past_length=0,
-                 init_cache: bool = False, deterministic: bool = True, output_attentions: bool = False,
-                 output_hidden_states: bool = False, return_dict: bool = True):
+                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None,
+                 output_attentions: bool = False, output_hidden_states: bool = False, return_dict: bool = True, *,
+                 past_key_values_length=0, init_cache: bool = False, deterministic: bool = True):
         """Encode a batch.
 
         Args:
@@ -77,271 +95,177 @@ class FlaxBertModule(nn.Module):
             attention_mask: ``(batch, k_len)``, 1 for real tokens; ``k_len`` is the cache's
                 ``max_length`` when decoding with a cache, else ``seq``. ``None``: all ones.
                 Or ``(batch, seq, k_len)``, 1 where a query may attend a key (packed sequences).
-            token_type_ids / position_ids: ``(batch, seq)``; defaults zeros / ``past_length + arange``.
+            token_type_ids / position_ids: ``(batch, seq)``; defaults zeros / ``past_key_values_length + arange``.
             head_mask: ``(heads,)`` or ``(num_layers, heads)`` multiplier of the attention probabilities.
             encoder_hidden_states / encoder_attention_mask: cross-attention inputs
                 ``(batch, enc_len, hidden)`` / ``(batch, enc_len)``.
-            past_length: tokens already cached (for the default position ids).
+            past_key_values_length: tokens already in the cache (its ``cache_index``; may be traced).
             init_cache, deterministic, output_attentions, output_hidden_states, return_dict: switches.
 
         Returns:
             :class:`BaseModelOutputWithPoolingAndCrossAttentions` (or its tuple).
+
+        Raises:
+            InputError: ids, token types or positions outside their tables (checked when not traced).
         """
-        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_length=past_length,
+        c = self.config
+        check_inputs(c, input_ids, token_type_ids, position_ids, inputs_embeds, past_key_values_length)
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds, past_key_values_length,
                                  deterministic=deterministic)
         batch, seq = hidden.shape[:2]
-        if attention_mask is None:
-            attention_mask = jnp.ones((batch, seq), dtype="i4")
-        allowed = allowed_from_mask(attention_mask)  # (batch, 1, 1 or q_len, k_len)
-        encoder_allowed = None
-        if encoder_hidden_states is not None:
-            if encoder_attention_mask is None:
-                encoder_attention_mask = jnp.ones(encoder_hidden_states.shape[:2], dtype="i4")
-            encoder_allowed = encoder_attention_mask.astype(bool)[:, None, None, :]  # (batch, 1, 1, enc_len)
-        if head_mask is not None:
-            head_mask = jnp.asarray(head_mask, dtype=jnp.float32)
-            if head_mask.ndim == 1:
-                head_mask = jnp.broadcast_to(head_mask, (self.config.num_hidden_layers, head_mask.shape[0]))
-        last, all_hidden, attentions, cross = self.encoder(
-            hidden, allowed, head_mask, encoder_hidden_states, encoder_allowed, init_cache=init_cache,
-            deterministic=deterministic, output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states)
-        pooled = self.pooler(last) if self.add_pooling_layer else None
+        # One bias per forward, causal part and cache included; the layers only add relative positions.
+        key_length = attention_mask.shape[-1] if attention_mask is not None else seq
+        attention_bias = make_attention_bias(attention_mask, query_length=seq, key_length=key_length,
+                                             dtype=self.dtype, causal=c.is_decoder,
+                                             past_key_values_length=past_key_values_length)
+        encoder_bias = None
+        if encoder_hidden_states is not None and encoder_attention_mask is not None:
+            encoder_bias = make_attention_bias(encoder_attention_mask, query_length=seq,
+                                               key_length=encoder_hidden_states.shape[1], dtype=self.dtype)
+        encoded = self.encoder(hidden, attention_bias, _head_mask(head_mask, c), encoder_hidden_states, encoder_bias,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               deterministic=deterministic, init_cache=init_cache)
+        last = encoded.last_hidden_state
         return _finish(out.BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=last, pooler_output=pooled, hidden_states=all_hidden, attentions=attentions,
-            cross_attentions=cross), return_dict)
+            last_hidden_state=last, pooler_output=self.pooler(last) if self.add_pooling_layer else None,
+            hidden_states=encoded.hidden_states, attentions=encoded.attentions,
+            cross_attentions=encoded.cross_attentions), return_dict)
 
 
-class _HeadModule(nn.Module):
-    """Shared fields and the encoder call of every head module."""
+#: The head module each ``Head.module`` adds under ``cls``.
+_CLS_MODULES = {"pretraining": FlaxBertPreTrainingHeads, "mlm": FlaxBertOnlyMLMHead, "nsp": FlaxBertOnlyNSPHead}
+#: The array inputs a multiple-choice head flattens from ``(batch, choices, ...)`` to ``(batch * choices, ...)``.
+_CHOICE_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
+
+
+class _FlaxBertHeadModule(nn.Module):
+    """One head on ``bert``, entirely described by the class attribute ``head`` (a :class:`Head`)."""
 
     config: BertConfig
     dtype: jnp.dtype = jnp.float32
     param_dtype: jnp.dtype = jnp.float32
     gradient_checkpointing: bool = False
     scan_layers: bool = False
+    attn_implementation: str = "sdpa"
 
-    add_pooling_layer = True
+    head = HEADS["base"]  # set per class by build_head
 
-    def _bert(self):
-        return FlaxBertModule(self.config, dtype=self.dtype, param_dtype=self.param_dtype,
-                              add_pooling_layer=self.add_pooling_layer,
-                              gradient_checkpointing=self.gradient_checkpointing, scan_layers=self.scan_layers)
-
-    def _dense(self, features: int) -> nn.Dense:
-        return nn.Dense(features, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=normal_init(self.config))
+    def setup(self):
+        h, c = self.head, self.config
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        self.bert = FlaxBertModule(c, add_pooling_layer=h.pooler, gradient_checkpointing=self.gradient_checkpointing,
+                                   scan_layers=self.scan_layers, attn_implementation=self.attn_implementation, **kw)
+        if h.dropout:
+            self.dropout = nn.Dropout(rate=c.classifier_dropout if c.classifier_dropout is not None
+                                      else c.hidden_dropout_prob)
+        if h.module in _CLS_MODULES:
+            self.cls = _CLS_MODULES[h.module](c, **kw)
+        elif h.module in ("classifier", "qa_outputs"):
+            setattr(self, h.module, nn.Dense(h.num_outputs(c), kernel_init=normal_init(c), **kw))
 
     def _word_embeddings(self):
         # The tied MLM decoder reads the embedding table (4.x Flax's "shared_embedding").
+        if not self.config.tie_word_embeddings:
+            return None
         return self.bert.variables["params"]["embeddings"]["word_embeddings"]["embedding"]
 
-    def _run_bert(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                  deterministic, output_attentions, output_hidden_states, **kwargs):
-        if self.is_initializing() and self.config.add_cross_attention and kwargs.get("encoder_hidden_states") is None:
+    def _forward(self, inputs: dict, flags: dict, deterministic: bool, **cache):
+        h, c = self.head, self.config
+        ref = inputs["input_ids"] if inputs["input_ids"] is not None else inputs["inputs_embeds"]
+        if h.choices:
+            num_choices = ref.shape[1]
+            for name in _CHOICE_INPUTS:  # (batch, choices, ...) -> (batch * choices, ...)
+                x = inputs[name]
+                inputs[name] = None if x is None else x.reshape((-1,) + x.shape[2:])
+        encoder = {k: inputs.get(k) for k in ("encoder_hidden_states", "encoder_attention_mask")}
+        if self.is_initializing() and c.add_cross_attention and encoder["encoder_hidden_states"] is None:
             # Create the cross-attention weights every head of such a config owns (as in PyTorch),
             # even for heads that never receive encoder states.
-            shape = (input_ids if input_ids is not None else inputs_embeds).shape[:2]
-            kwargs["encoder_hidden_states"] = jnp.zeros((*shape, self.config.hidden_size), self.dtype)
-        return self.bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                         deterministic=deterministic, output_attentions=output_attentions,
-                         output_hidden_states=output_hidden_states, return_dict=True, **kwargs)
+            shape = (inputs["input_ids"] if inputs["input_ids"] is not None else inputs["inputs_embeds"]).shape[:2]
+            encoder["encoder_hidden_states"] = jnp.zeros((*shape, c.hidden_size), self.dtype)
+        o = self.bert(*(inputs[n] for n in _CHOICE_INPUTS[:4]), inputs["head_mask"], inputs["inputs_embeds"],
+                      **encoder, output_attentions=flags["output_attentions"],
+                      output_hidden_states=flags["output_hidden_states"], deterministic=deterministic, **cache)
+        features = {"sequence": (o.last_hidden_state,), "pooled": (o.pooler_output,),
+                    "both": (o.last_hidden_state, o.pooler_output)}[h.reads]
+        if h.dropout:
+            features = tuple(self.dropout(f, deterministic=deterministic) for f in features)
+        if h.module in ("pretraining", "mlm"):
+            logits = self.cls(*features, self._word_embeddings())
+        else:
+            logits = getattr(self, "cls" if h.module == "nsp" else h.module)(*features)
+        logits = logits if isinstance(logits, tuple) else (logits,)
+        if len(logits) < len(h.logits):  # qa_outputs: (batch, seq, 2) -> start, end (batch, seq)
+            logits = tuple(logits[0][..., i] for i in range(len(h.logits)))
+        if h.choices:
+            logits = (logits[0].reshape(-1, num_choices),)  # (batch, choices)
+        fields = {f.name for f in dataclasses.fields(h.output)}
+        result = dict(zip(h.logits, logits), loss=head_loss(h.loss, logits, tuple(inputs[n] for n in h.labels), c),
+                      hidden_states=o.hidden_states, attentions=o.attentions)
+        if "cross_attentions" in fields:
+            result["cross_attentions"] = o.cross_attentions
+        return _finish(h.output(**result), flags["return_dict"])
 
 
-class FlaxBertForPreTrainingModule(_HeadModule):
-    """MLM + NSP pre-training: ``bert``, ``cls`` (predictions, seq_relationship)."""
-
-    def setup(self):
-        self.bert = self._bert()
-        self.cls = FlaxBertPreTrainingHeads(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
-
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, next_sentence_label=None, *, deterministic: bool = True,
-                 output_attentions: bool = False, output_hidden_states: bool = False, return_dict: bool = True):
-        """Arguments as :class:`FlaxBertModule`; ``labels (batch, seq)`` (-100 ignored) and
-        ``next_sentence_label (batch,)`` give ``loss = MLM + NSP``. Returns :class:`BertForPreTrainingOutput`."""
-        o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           deterministic, output_attentions, output_hidden_states)
-        mlm, nsp = self.cls(o.last_hidden_state, o.pooler_output, self._word_embeddings())
-        loss = None
-        if labels is not None and next_sentence_label is not None:
-            loss = masked_lm_loss(mlm, labels) + cross_entropy(nsp, next_sentence_label.reshape(-1))
-        return _finish(out.BertForPreTrainingOutput(loss=loss, prediction_logits=mlm, seq_relationship_logits=nsp,
-                                                    hidden_states=o.hidden_states, attentions=o.attentions),
-                       return_dict)
+def _module_signature(head: Head) -> inspect.Signature:
+    """``(self, <head.forward_args without the cache arguments>, *, <linen switches>)``."""
+    flags = {"output_attentions": False, "output_hidden_states": False, "return_dict": True}
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)]
+    params += [P(n, P.POSITIONAL_OR_KEYWORD, default=flags.get(n)) for n in head.forward_args if n not in CACHE_ARGS]
+    extras = {"deterministic": True, **({"init_cache": False, "past_key_values_length": 0} if head.decoder else {})}
+    params += [P(n, P.KEYWORD_ONLY, default=d) for n, d in extras.items()]
+    return inspect.Signature(params)
 
 
-class FlaxBertForCausalLMModule(_HeadModule):
-    """Left-to-right LM (decoder): ``bert`` without pooler, ``cls`` (predictions); KV cache and cross-attention."""
+def _module_call(head: Head):
+    signature = _module_signature(head)
 
-    add_pooling_layer = False
+    def __call__(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        del values["self"]
+        flags = {n: values.pop(n) for n in FLAG_ARGS}
+        deterministic = values.pop("deterministic")
+        cache = {n: values.pop(n) for n in ("init_cache", "past_key_values_length") if n in values}
+        return self._forward(values, flags, deterministic, **cache)
 
-    def setup(self):
-        self.bert = self._bert()
-        self.cls = FlaxBertOnlyMLMHead(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
-
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None, *,
-                 past_length=0, init_cache: bool = False, deterministic: bool = True,
-                 output_attentions: bool = False, output_hidden_states: bool = False, return_dict: bool = True):
-        """Arguments as :class:`FlaxBertModule`; ``labels (batch, seq)`` give the shifted next-token loss.
-        Returns :class:`CausalLMOutputWithCrossAttentions` (the wrapper fills ``past_key_values``)."""
-        o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           deterministic, output_attentions, output_hidden_states,
-                           encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask,
-                           past_length=past_length, init_cache=init_cache)
-        logits = self.cls(o.last_hidden_state, self._word_embeddings())
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return _finish(out.CausalLMOutputWithCrossAttentions(
-            loss=loss, logits=logits, hidden_states=o.hidden_states, attentions=o.attentions,
-            cross_attentions=o.cross_attentions), return_dict)
+    __call__.__signature__ = signature
+    __call__.__doc__ = (f"Arguments as :class:`FlaxBertModule`, then the labels {list(head.labels)}; "
+                        f"returns :class:`{head.output.__name__}` (loss when every label is given).")
+    return __call__
 
 
-class FlaxBertForMaskedLMModule(_HeadModule):
-    """Masked LM: ``bert`` without pooler, ``cls`` (predictions, tied decoder)."""
-
-    add_pooling_layer = False
-
-    def setup(self):
-        self.bert = self._bert()
-        self.cls = FlaxBertOnlyMLMHead(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
-
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None, labels=None, *,
-                 deterministic: bool = True, output_attentions: bool = False, output_hidden_states: bool = False,
-                 return_dict: bool = True):
-        """Arguments as :class:`FlaxBertModule`; ``labels (batch, seq)``, -100 ignored.
-        Returns :class:`MaskedLMOutput`."""
-        o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           deterministic, output_attentions, output_hidden_states,
-                           encoder_hidden_states=encoder_hidden_states, encoder_attention_mask=encoder_attention_mask)
-        logits = self.cls(o.last_hidden_state, self._word_embeddings())
-        loss = masked_lm_loss(logits, labels) if labels is not None else None
-        return _finish(out.MaskedLMOutput(loss=loss, logits=logits, hidden_states=o.hidden_states,
-                                          attentions=o.attentions), return_dict)
+def build_head(head: Head) -> tuple[type, type]:
+    """The linen module and the wrapper class of ``head``, named ``<flax_name>Module`` and ``<flax_name>``."""
+    name = head.flax_name
+    doc = (f"The {head.name!r} head: ``bert`` ({'with' if head.pooler else 'without'} pooler) + ``{head.module}``, "
+           f"reading the {head.reads} output; returns :class:`{head.output.__name__}` ({', '.join(head.logits)}).")
+    module = type(f"{name}Module", (_FlaxBertHeadModule,),
+                  {"head": head, "__call__": _module_call(head), "__doc__": doc, "__module__": __name__,
+                   "__qualname__": f"{name}Module"})
+    return module, _wrapper(head, module, doc)
 
 
-class FlaxBertForNextSentencePredictionModule(_HeadModule):
-    """Next-sentence prediction: ``bert``, ``cls`` (seq_relationship)."""
-
-    def setup(self):
-        self.bert = self._bert()
-        self.cls = FlaxBertOnlyNSPHead(self.config, dtype=self.dtype, param_dtype=self.param_dtype)
-
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, *, deterministic: bool = True, output_attentions: bool = False,
-                 output_hidden_states: bool = False, return_dict: bool = True):
-        """``labels (batch,)``: 0 = B follows A. Returns :class:`NextSentencePredictorOutput`, logits ``(batch, 2)``."""
-        o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           deterministic, output_attentions, output_hidden_states)
-        logits = self.cls(o.pooler_output)
-        loss = cross_entropy(logits, labels.reshape(-1)) if labels is not None else None
-        return _finish(out.NextSentencePredictorOutput(loss=loss, logits=logits, hidden_states=o.hidden_states,
-                                                       attentions=o.attentions), return_dict)
+def _wrapper(head: Head, module: type, doc: str) -> type:
+    mixins = ()
+    if head.decoder:
+        mixins = (FlaxGenerationMixin,) if head.module == "mlm" else (FlaxCacheMixin,)
+    attrs = {"module_class": module, "head": head, "__doc__": doc, "__module__": __name__,
+             "__qualname__": head.flax_name}
+    if head.choices:
+        attrs["default_input_shape"] = (1, 1, 1)  # (batch, choices, seq)
+    return type(head.flax_name, (*mixins, FlaxBertPreTrainedModel), attrs)
 
 
-class FlaxBertForSequenceClassificationModule(_HeadModule):
-    """Sequence classification / regression on the pooled output: ``bert``, ``dropout``, ``classifier``."""
+FlaxBertModel = _wrapper(HEADS["base"], FlaxBertModule,
+                         "The bare encoder: ``last_hidden_state (batch, seq, hidden)`` and ``pooler_output "
+                         "(batch, hidden)``; ``add_pooling_layer=False`` builds it without the pooler.")
 
-    def setup(self):
-        c = self.config
-        self.bert = self._bert()
-        rate = c.classifier_dropout if c.classifier_dropout is not None else c.hidden_dropout_prob
-        self.dropout = nn.Dropout(rate=rate)
-        self.classifier = self._dense(c.num_labels)
-
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, *, deterministic: bool = True, output_attentions: bool = False,
-                 output_hidden_states: bool = False, return_dict: bool = True):
-        """``labels``: ``(batch,)`` ints, floats for regression, or ``(batch, num_labels)`` multi-hot.
-        The loss follows ``config.problem_type`` (inferred when unset). Returns :class:`SequenceClassifierOutput`."""
-        o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           deterministic, output_attentions, output_hidden_states)
-        logits = self.classifier(self.dropout(o.pooler_output, deterministic=deterministic))
-        loss = None
-        if labels is not None:
-            loss, _ = sequence_classification_loss(logits, labels, self.config.num_labels, self.config.problem_type)
-        return _finish(out.SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=o.hidden_states,
-                                                    attentions=o.attentions), return_dict)
-
-
-class FlaxBertForMultipleChoiceModule(_HeadModule):
-    """Multiple choice: one score per choice from the pooled output: ``bert``, ``dropout``, ``classifier``."""
-
-    def setup(self):
-        c = self.config
-        self.bert = self._bert()
-        rate = c.classifier_dropout if c.classifier_dropout is not None else c.hidden_dropout_prob
-        self.dropout = nn.Dropout(rate=rate)
-        self.classifier = self._dense(1)
-
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, *, deterministic: bool = True, output_attentions: bool = False,
-                 output_hidden_states: bool = False, return_dict: bool = True):
-        """Inputs ``(batch, num_choices, seq)``; ``labels (batch,)`` the right choice.
-        Returns :class:`MultipleChoiceModelOutput` with logits ``(batch, num_choices)``."""
-        ref = input_ids if input_ids is not None else inputs_embeds
-        num_choices = ref.shape[1]
-
-        def flat(x):
-            return None if x is None else x.reshape((-1,) + x.shape[2:])  # (batch * choices, ...)
-
-        o = self._run_bert(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
-                           head_mask, flat(inputs_embeds), deterministic, output_attentions, output_hidden_states)
-        logits = self.classifier(self.dropout(o.pooler_output, deterministic=deterministic))
-        logits = logits.reshape(-1, num_choices)  # (batch, num_choices)
-        loss = cross_entropy(logits, labels.reshape(-1)) if labels is not None else None
-        return _finish(out.MultipleChoiceModelOutput(loss=loss, logits=logits, hidden_states=o.hidden_states,
-                                                     attentions=o.attentions), return_dict)
-
-
-class FlaxBertForTokenClassificationModule(_HeadModule):
-    """Per-token classification: ``bert`` without pooler, ``dropout``, ``classifier``."""
-
-    add_pooling_layer = False
-
-    def setup(self):
-        c = self.config
-        self.bert = self._bert()
-        rate = c.classifier_dropout if c.classifier_dropout is not None else c.hidden_dropout_prob
-        self.dropout = nn.Dropout(rate=rate)
-        self.classifier = self._dense(c.num_labels)
-
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, labels=None, *, deterministic: bool = True, output_attentions: bool = False,
-                 output_hidden_states: bool = False, return_dict: bool = True):
-        """``labels (batch, seq)``, -100 ignored.
-        Returns :class:`TokenClassifierOutput`, logits ``(batch, seq, num_labels)``."""
-        o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           deterministic, output_attentions, output_hidden_states)
-        logits = self.classifier(self.dropout(o.last_hidden_state, deterministic=deterministic))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.reshape(-1, self.config.num_labels), labels.reshape(-1))
-        return _finish(out.TokenClassifierOutput(loss=loss, logits=logits, hidden_states=o.hidden_states,
-                                                 attentions=o.attentions), return_dict)
-
-
-class FlaxBertForQuestionAnsweringModule(_HeadModule):
-    """Extractive QA: ``bert`` without pooler, ``qa_outputs`` giving start/end logits."""
-
-    add_pooling_layer = False
-
-    def setup(self):
-        self.bert = self._bert()
-        self.qa_outputs = self._dense(self.config.num_labels)
-
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, start_positions=None, end_positions=None, *, deterministic: bool = True,
-                 output_attentions: bool = False, output_hidden_states: bool = False, return_dict: bool = True):
-        """``start_positions``/``end_positions (batch,)`` give the span loss.
-        Returns :class:`QuestionAnsweringModelOutput` with ``(batch, seq)`` start/end logits."""
-        o = self._run_bert(input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
-                           deterministic, output_attentions, output_hidden_states)
-        logits = self.qa_outputs(o.last_hidden_state)  # (batch, seq, 2)
-        start_logits, end_logits = logits[..., 0], logits[..., 1]
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return _finish(out.QuestionAnsweringModelOutput(loss=loss, start_logits=start_logits, end_logits=end_logits,
-                                                        hidden_states=o.hidden_states, attentions=o.attentions),
-                       return_dict)
+for _head in HEADS.values():
+    if _head.module != "none":
+        _module, _model = build_head(_head)
+        globals()[_module.__name__], globals()[_model.__name__] = _module, _model
+        __all__ += [_module.__name__, _model.__name__]
+del _head, _module, _model

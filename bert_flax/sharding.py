@@ -43,6 +43,8 @@ MESH_AXES = ("data", "model")
 PARTITION_RULES: tuple[tuple[str, P], ...] = (
     # (vocab | positions | types, hidden): split the hidden features.
     (r"embeddings/(word|position|token_type)_embeddings/embedding$", P(None, "model")),
+    # untied MLM decoder (hidden, vocab): split the hidden features, as the tied table it replaces.
+    (r"predictions/decoder/kernel$", P("model", None)),
     # relative-position table (2 * max_positions - 1, head_dim): small, replicated.
     (r"self/distance_embedding/embedding$", P()),
     # (hidden, hidden) and (hidden, intermediate): column-parallel, split the output features.

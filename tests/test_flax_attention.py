@@ -59,16 +59,16 @@ def self_attention_case(position_embedding_type="absolute", seed=0):
     module = FlaxBertSelfAttention(config)
     x = np.random.default_rng(seed).normal(size=(3, 9, config.hidden_size)).astype(np.float32)
     mask = padded_batch(config.vocab_size)["attention_mask"]
-    allowed = jnp.asarray(mask, bool)[:, None, None, :]
-    params = module.init(jax.random.PRNGKey(seed), x, allowed)["params"]
-    return config, module, params, x, mask, allowed
+    bias = make_attention_bias(jnp.asarray(mask), query_length=9, key_length=9, dtype=jnp.float32)
+    params = module.init(jax.random.PRNGKey(seed), x, bias)["params"]
+    return config, module, params, x, mask, bias
 
 
 @pytest.mark.parametrize("position_embedding_type", ["absolute", *RELATIVE])
 @pytest.mark.parametrize("output_attentions", [False, True], ids=["fused", "eager"])
 def test_self_attention_matches_numpy_reference(position_embedding_type, output_attentions):
-    config, module, params, x, mask, allowed = self_attention_case(position_embedding_type)
-    context, probs = module.apply({"params": params}, x, allowed, output_attentions=output_attentions)
+    config, module, params, x, mask, bias = self_attention_case(position_embedding_type)
+    context, probs, _ = module.apply({"params": params}, x, bias, output_attentions=output_attentions)
     ref_context, ref_probs = numpy_self_attention(x, params, config, mask)
     assert max_abs_diff(context, ref_context) <= F32
     if output_attentions:
@@ -77,9 +77,10 @@ def test_self_attention_matches_numpy_reference(position_embedding_type, output_
 
 @pytest.mark.parametrize("position_embedding_type", ["absolute", "relative_key_query"])
 def test_head_mask_multiplies_the_probabilities(position_embedding_type):
-    config, module, params, x, mask, allowed = self_attention_case(position_embedding_type, seed=1)
+    config, module, params, x, mask, bias = self_attention_case(position_embedding_type, seed=1)
     head_mask = jnp.array([1.0, 0.0, 0.5, 1.0])
-    context, probs = module.apply({"params": params}, x, allowed, head_mask, output_attentions=True)
+    context, probs, _ = module.apply({"params": params}, x, bias, head_mask.reshape(1, 4, 1, 1),
+                                     output_attentions=True)
     ref_context, ref_probs = numpy_self_attention(x, params, config, mask, head_mask=head_mask)
     assert max_abs_diff(context, ref_context) <= F32
     assert max_abs_diff(probs, ref_probs) <= F32
@@ -109,23 +110,58 @@ def test_model_head_mask_reaches_the_right_layer_and_head(shape):
 def test_fused_attention_equals_eager_attention():
     rng = np.random.default_rng(2)
     q, k, v = (jnp.asarray(rng.normal(size=(2, 4, 7, 8)), jnp.float32) for _ in range(3))
-    allowed = jnp.asarray(rng.random((2, 1, 7, 7)) > 0.3)
-    bias = make_attention_bias(allowed)
+    per_query = jnp.asarray(rng.random((2, 7, 7)) > 0.3)  # (batch, q_len, k_len), as packed sequences use
+    bias = make_attention_bias(per_query, query_length=7, key_length=7, dtype=jnp.float32)
     eager, _ = eager_attention(q, k, v, bias)
     assert max_abs_diff(fused_attention(q, k, v, bias), eager) <= 1e-6
 
 
+@pytest.mark.parametrize("position_embedding_type", ["absolute", *RELATIVE])
+@pytest.mark.parametrize("decoder", [False, True], ids=["encoder", "decoder"])
+def test_set_attn_implementation_eager_equals_sdpa(position_embedding_type, decoder):
+    """The switch on every wrapper: same parameters, same numbers, and the module is rebuilt with it."""
+    cfg = BertConfig(**tiny_config_dict(position_embedding_type=position_embedding_type, is_decoder=decoder,
+                                        initializer_range=0.2))
+    model = bert_flax.FlaxBertForMaskedLM(cfg, seed=4)
+    batch = padded_batch(cfg.vocab_size)
+    assert model.attn_implementation == "sdpa"
+    sdpa = model(**batch).logits
+    model.set_attn_implementation("eager")
+    assert model.attn_implementation == "eager" and model.module.attn_implementation == "eager"
+    assert max_abs_diff(model(**batch).logits, sdpa, batch["attention_mask"]) <= F32
+    with pytest.raises(ValueError, match="attn_implementation"):
+        model.set_attn_implementation("flash")
+
+
+def test_make_attention_bias_causal_part_counts_the_cache():
+    """Queries at cache index 3 of a 6-slot cache: key j is allowed iff j <= 3 + i and the mask has it."""
+    mask = np.array([[0, 1, 1, 1, 1, 1]])
+    bias = make_attention_bias(jnp.asarray(mask), query_length=2, key_length=6, dtype=jnp.float32, causal=True,
+                               past_key_values_length=3)
+    allowed = (mask[:, None, None, :] == 1) & (np.arange(6)[None, :] <= 3 + np.arange(2)[:, None])
+    assert bias.shape == (1, 1, 2, 6)
+    assert np.array_equal(np.asarray(bias) == 0, allowed)
+    assert float(np.asarray(bias).min()) == float(jnp.finfo(jnp.float32).min)
+    # Without a cache index the queries are the last positions, as in torch.
+    assert np.array_equal(np.asarray(make_attention_bias(jnp.asarray(mask), query_length=2, key_length=6,
+                                                         causal=True)) == 0,
+                          (mask[:, None, None, :] == 1) & (np.arange(6)[None, :] <= 4 + np.arange(2)[:, None]))
+    assert make_attention_bias(None, query_length=2, key_length=2) is None
+
+
 def test_fully_padded_row_attends_uniformly_and_stays_finite():
-    config, module, params, x, mask, allowed = self_attention_case()
+    config, module, params, x, mask, bias = self_attention_case()
     assert mask[-1].sum() == 0
-    context, probs = module.apply({"params": params}, x, allowed, output_attentions=True)
+    context, probs, _ = module.apply({"params": params}, x, bias, output_attentions=True)
     assert np.isfinite(np.asarray(context)).all()
     assert max_abs_diff(probs[-1], np.full(probs[-1].shape, 1.0 / mask.shape[1])) <= 1e-7
 
 
-def test_attention_bias_is_added_once_so_it_never_overflows():
-    bias = make_attention_bias(jnp.array([True, False]))
-    assert float(bias[0]) == 0.0 and float(bias[1]) == float(jnp.finfo(jnp.float32).min)
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_attention_bias_is_the_dtype_minimum_added_once(dtype):
+    bias = make_attention_bias(jnp.array([[1, 0]]), query_length=1, key_length=2, dtype=dtype)
+    assert bias.dtype == dtype and bias.shape == (1, 1, 1, 2)
+    assert float(bias[0, 0, 0, 0]) == 0.0 and float(bias[0, 0, 0, 1]) == float(jnp.finfo(dtype).min)
 
 
 @pytest.mark.parametrize("position_embedding_type", RELATIVE)

@@ -1,9 +1,13 @@
-"""Stateful wrappers: a linen module plus its ``params``, called like transformers 4.x Flax models.
+"""``FlaxBertPreTrainedModel``: the stateful wrapper every public Flax model is built on.
 
-``model(**inputs, params=None, dropout_rng=None, train=False)`` runs a jitted
-``module.apply`` (compiled once per input shapes and switches), is
-differentiable with respect to ``params`` and returns the ``bert_core`` output
-classes (registered pytrees).
+A wrapper holds a linen module and its ``params``, and is called like the
+transformers 4.x Flax models: ``model(**inputs, params=None, dropout_rng=None,
+train=False)`` checks the inputs on the host (:func:`check_inputs`), then runs
+one jitted ``module.apply`` (compiled once per input shapes and switches); it
+is differentiable with respect to ``params`` and returns the ``bert_core``
+output classes (registered pytrees). It also holds the attention switch
+(``set_attn_implementation``), scan/remat switches, precision casts and
+``from_pretrained`` / ``save_pretrained``.
 """
 
 from __future__ import annotations
@@ -19,34 +23,50 @@ from flax.core import unfreeze
 
 from bert_core.config import BertConfig
 from bert_core.errors import CheckpointError, ConfigError
-from bert_core.heads import HEADS, Head
+from bert_core.heads import FLAG_ARGS, HEADS, Head
+from bert_core.inputs import validate_inputs
 
 from . import loading
 from ._apply import ModuleKey, compiled_apply
-from .generation import FlaxGenerationMixin, cache_length
-from .models import (FlaxBertForCausalLMModule, FlaxBertForMaskedLMModule, FlaxBertForMultipleChoiceModule,
-                     FlaxBertForNextSentencePredictionModule, FlaxBertForPreTrainingModule,
-                     FlaxBertForQuestionAnsweringModule, FlaxBertForSequenceClassificationModule,
-                     FlaxBertForTokenClassificationModule, FlaxBertModule)
+from .attention import ATTN_IMPLEMENTATIONS
+from .generation import cache_index, cache_length
 from .scan import scan_to_unscanned_params, unscanned_to_scan_params
 
-__all__ = [
-    "FlaxBertPreTrainedModel",
-    "FlaxBertModel",
-    "FlaxBertForPreTraining",
-    "FlaxBertForCausalLM",
-    "FlaxBertForMaskedLM",
-    "FlaxBertForNextSentencePrediction",
-    "FlaxBertForSequenceClassification",
-    "FlaxBertForMultipleChoice",
-    "FlaxBertForTokenClassification",
-    "FlaxBertForQuestionAnswering",
-]
+__all__ = ["FlaxBertPreTrainedModel", "check_inputs"]
 
-# Array inputs a module may take (besides input_ids), in the order of the module signatures.
-_ARRAY_INPUTS = ("attention_mask", "token_type_ids", "position_ids", "head_mask", "inputs_embeds",
-                 "encoder_hidden_states", "encoder_attention_mask", "labels", "next_sentence_label",
-                 "start_positions", "end_positions")
+
+def _concrete(x):
+    return None if x is None or isinstance(x, jax.core.Tracer) else x
+
+
+def check_inputs(config: BertConfig, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                 past_key_values_length=0) -> None:
+    """:func:`bert_core.inputs.validate_inputs` on the concrete inputs (traced ones are skipped: under
+    ``jit`` there are no values to check; the wrapper checks before its compiled call).
+
+    Raises:
+        InputError: an id, token type or position outside its table, or a sequence longer than
+            ``max_position_embeddings``.
+    """
+    ref = input_ids if input_ids is not None else inputs_embeds
+    past = _concrete(past_key_values_length)
+    seq_length = None
+    if ref is not None and past is not None:
+        seq_length = ref.shape[-1] if input_ids is not None else ref.shape[-2]
+    validate_inputs(config, input_ids=_concrete(input_ids), token_type_ids=_concrete(token_type_ids),
+                    position_ids=_concrete(position_ids), seq_length=seq_length,
+                    past_key_values_length=int(past or 0))
+
+
+def _call_signature(head: Head) -> inspect.Signature:
+    """``(self, <head.forward_args>, *, params, dropout_rng, train)``; Flax caches through ``init_cache``
+    and the ``cache`` collection, so ``use_cache`` is left out and ``past_key_values`` is the cache."""
+    P = inspect.Parameter
+    names = [n for n in head.forward_args if n != "use_cache" and (n != "past_key_values" or head.decoder)]
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)] + [P(n, P.POSITIONAL_OR_KEYWORD, default=None) for n in names]
+    params += [P("params", P.KEYWORD_ONLY, default=None), P("dropout_rng", P.KEYWORD_ONLY, default=None),
+               P("train", P.KEYWORD_ONLY, default=False)]
+    return inspect.Signature(params)
 
 
 class FlaxBertPreTrainedModel:
@@ -60,10 +80,11 @@ class FlaxBertPreTrainedModel:
         param_dtype: dtype of newly initialised parameters.
         gradient_checkpointing: ``nn.remat`` every layer.
         scan_layers: ``nn.scan`` over the layers; ``params`` then hold stacked layers.
+        attn_implementation: ``"sdpa"`` (``jax.nn.dot_product_attention``) or ``"eager"`` (the plain math).
         _do_init: initialise parameters now (``False`` leaves ``params`` unset until assigned).
     """
 
-    module_class: type = FlaxBertModule
+    module_class: type = None  # the linen module class (set per head in bert_flax.models)
     head: Head = HEADS["base"]
     default_input_shape: tuple[int, ...] = (1, 1)
 
@@ -74,22 +95,17 @@ class FlaxBertPreTrainedModel:
         def __call__(self, *args, **kwargs):
             return base_call(self, *args, **kwargs)
 
-        # Publish the head's real inputs (labels, start_positions, past_key_values...) in the signature,
-        # so help(), IDEs and the cross-backend drift test see them instead of **head_inputs.
-        signature = inspect.signature(base_call)
-        params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-        accepted = inspect.signature(cls.module_class.__call__).parameters
-        extra = [n for n in _ARRAY_INPUTS[5:] if n in accepted]
-        if hasattr(cls, "init_cache"):
-            extra.append("past_key_values")
-        params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None) for n in extra]
-        __call__.__signature__ = signature.replace(parameters=params)
+        # Publish the head's real arguments (labels, start_positions, past_key_values...) in the
+        # transformers 4.x order, so help(), IDEs and the cross-backend drift test see them.
+        cls._signature = _call_signature(cls.head)
+        __call__.__signature__ = cls._signature
         __call__.__doc__ = base_call.__doc__
         cls.__call__ = __call__
 
     def __init__(self, config: BertConfig, input_shape: tuple[int, ...] | None = None, seed: int = 0,
                  dtype: Any = jnp.float32, param_dtype: Any = jnp.float32, *, gradient_checkpointing: bool = False,
-                 scan_layers: bool = False, _do_init: bool = True, **module_kwargs: Any) -> None:
+                 scan_layers: bool = False, attn_implementation: str = "sdpa", _do_init: bool = True,
+                 **module_kwargs: Any) -> None:
         if not isinstance(config, BertConfig):
             raise ConfigError(f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}")
         self.config = config
@@ -98,20 +114,39 @@ class FlaxBertPreTrainedModel:
         self.input_shape = tuple(input_shape or self.default_input_shape)
         self._module_kwargs = dict(module_kwargs)
         self._params = None
-        self._build(gradient_checkpointing=gradient_checkpointing, scan_layers=scan_layers)
+        self._check_attn_implementation(attn_implementation)
+        self._build(gradient_checkpointing=gradient_checkpointing, scan_layers=scan_layers,
+                    attn_implementation=attn_implementation)
         if _do_init:
             self.params = self.init_weights(jax.random.PRNGKey(seed), self.input_shape)
 
     # -- module and compiled apply -------------------------------------------
 
-    def _build(self, *, gradient_checkpointing: bool, scan_layers: bool) -> None:
+    def _build(self, **options: Any) -> None:
+        """(Re)build ``module`` with ``options`` changed (gradient_checkpointing, scan_layers, attn_implementation)."""
+        current = {} if not hasattr(self, "module") else {
+            "gradient_checkpointing": self.module.gradient_checkpointing, "scan_layers": self.module.scan_layers,
+            "attn_implementation": self.module.attn_implementation}
         self.module = self.module_class(self.config, dtype=self.dtype, param_dtype=self.param_dtype,
-                                        gradient_checkpointing=gradient_checkpointing, scan_layers=scan_layers,
-                                        **self._module_kwargs)
-        accepted = inspect.signature(self.module_class.__call__).parameters
-        self._accepted_inputs = tuple(n for n in _ARRAY_INPUTS if n in accepted)
+                                        **{**current, **options}, **self._module_kwargs)
         shapes = jax.eval_shape(lambda rng: self.init_weights(rng, self.input_shape), jax.random.PRNGKey(0))
         self._param_shapes = {k: tuple(v.shape) for k, v in traverse_util.flatten_dict(shapes, sep=".").items()}
+
+    @staticmethod
+    def _check_attn_implementation(name: str) -> None:
+        if name not in ATTN_IMPLEMENTATIONS:
+            raise ConfigError(f"attn_implementation={name!r}: choose one of {list(ATTN_IMPLEMENTATIONS)}")
+
+    @property
+    def attn_implementation(self) -> str:
+        """``"sdpa"`` (``jax.nn.dot_product_attention``) or ``"eager"``; probabilities, a head mask or
+        attention dropout always take the eager path."""
+        return self.module.attn_implementation
+
+    def set_attn_implementation(self, attn_implementation: str) -> None:
+        """Switch the attention path (``"sdpa"`` | ``"eager"``); parameters and outputs are unchanged."""
+        self._check_attn_implementation(attn_implementation)
+        self._build(attn_implementation=attn_implementation)
 
     @property
     def scan_layers(self) -> bool:
@@ -123,19 +158,19 @@ class FlaxBertPreTrainedModel:
 
     def enable_gradient_checkpointing(self) -> None:
         """Recompute each layer in the backward pass (``nn.remat``); outputs and gradients are unchanged."""
-        self._build(gradient_checkpointing=True, scan_layers=self.scan_layers)
+        self._build(gradient_checkpointing=True)
 
     def enable_scan_layers(self) -> None:
         """Switch to ``nn.scan`` over the layers, converting ``params`` to the stacked layout."""
         params = self._params
-        self._build(gradient_checkpointing=self.gradient_checkpointing, scan_layers=True)
+        self._build(scan_layers=True)
         if params is not None:
             self.params = unscanned_to_scan_params(params)
 
     def disable_scan_layers(self) -> None:
         """Back to one module per layer, converting ``params`` to ``encoder/layer/<i>``."""
         params = self._params
-        self._build(gradient_checkpointing=self.gradient_checkpointing, scan_layers=False)
+        self._build(scan_layers=False)
         if params is not None:
             self.params = scan_to_unscanned_params(params)
 
@@ -170,7 +205,7 @@ class FlaxBertPreTrainedModel:
     def _dummy_inputs(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
         input_ids = jnp.zeros(input_shape, dtype="i4")
         inputs = {"input_ids": input_ids, "attention_mask": jnp.ones_like(input_ids)}
-        if self.config.add_cross_attention and "encoder_hidden_states" in self._accepted_inputs:
+        if self.config.add_cross_attention and self.head.cross_attention:
             inputs["encoder_hidden_states"] = jnp.zeros(input_shape + (self.config.hidden_size,), self.dtype)
             inputs["encoder_attention_mask"] = jnp.ones_like(input_ids)
         return inputs
@@ -219,45 +254,40 @@ class FlaxBertPreTrainedModel:
 
     # -- the call ------------------------------------------------------------
 
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                 inputs_embeds=None, *, params=None, dropout_rng=None, train: bool = False,
-                 output_attentions: bool | None = None, output_hidden_states: bool | None = None,
-                 return_dict: bool | None = None, **head_inputs):
-        """Run the model.
+    def __call__(self, *args, params=None, dropout_rng=None, train: bool = False, **kwargs):
+        """Run the model: ``model(**inputs, params=None, dropout_rng=None, train=False)``.
 
         Args:
-            input_ids: ``(batch, seq)`` token ids (``(batch, choices, seq)`` for multiple choice).
-            attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds: as transformers 4.x.
+            *args / **kwargs: the transformers 4.x arguments of this head, in its order
+                (``input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds``,
+                then ``encoder_hidden_states`` / ``encoder_attention_mask``, the labels,
+                ``past_key_values`` (a cache from ``init_cache``), ``output_attentions``,
+                ``output_hidden_states``, ``return_dict``); ``(batch, choices, seq)`` for multiple choice.
             params: parameters to use instead of ``self.params`` (differentiate with respect to these).
             dropout_rng: PRNG key for dropout; needed when ``train=True`` and dropout is non-zero.
             train: enable dropout.
-            output_attentions / output_hidden_states / return_dict: default to the config's values.
-            **head_inputs: head-specific inputs: ``labels``, ``next_sentence_label``,
-                ``start_positions``/``end_positions``, ``encoder_hidden_states``/``encoder_attention_mask``,
-                ``past_key_values`` (causal LM).
 
         Returns:
             The head's ``bert_core`` output class, or its tuple when ``return_dict=False``.
+
+        Raises:
+            InputError: ids, token types or positions outside their tables (checked on the host first).
         """
         c = self.config
-        output_attentions = c.output_attentions if output_attentions is None else output_attentions
-        output_hidden_states = c.output_hidden_states if output_hidden_states is None else output_hidden_states
-        return_dict = c.return_dict if return_dict is None else return_dict
-        cache = head_inputs.pop("past_key_values", None)
-        unknown = sorted(k for k in head_inputs if k not in self._accepted_inputs)
-        if unknown:
-            raise TypeError(f"{type(self).__name__}() got unexpected input(s) {unknown}; "
-                            f"it accepts {list(self._accepted_inputs)}")
-        given = dict(attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
-                     head_mask=head_mask, inputs_embeds=inputs_embeds, **head_inputs)
-        inputs = {k: jnp.asarray(v) for k, v in given.items() if v is not None}
-        if input_ids is not None:
-            inputs["input_ids"] = jnp.asarray(input_ids)
-        elif inputs_embeds is None:
+        given = self._signature.bind(self, *args, **kwargs).arguments
+        given.pop("self")
+        flags = {n: given.pop(n, None) for n in FLAG_ARGS}
+        flags = {n: getattr(c, n) if v is None else bool(v) for n, v in flags.items()}
+        cache = given.pop("past_key_values", None)
+        if given.get("input_ids") is None and given.get("inputs_embeds") is None:
             raise ValueError("pass input_ids or inputs_embeds")
+        past = 0 if cache is None else _concrete(cache_index(cache))  # None under an outer jit
+        check_inputs(c, given.get("input_ids"), given.get("token_type_ids"), given.get("position_ids"),
+                     given.get("inputs_embeds"), past)
+        inputs = {k: jnp.asarray(v) for k, v in given.items() if v is not None}
         if cache is not None:
-            batch = (input_ids if input_ids is not None else inputs_embeds).shape[0]
-            inputs.setdefault("attention_mask", jnp.ones((batch, cache_length(cache)), dtype="i4"))
+            ref = inputs.get("input_ids", inputs.get("inputs_embeds"))
+            inputs.setdefault("attention_mask", jnp.ones((ref.shape[0], cache_length(cache)), dtype="i4"))
             if inputs["attention_mask"].shape[-1] != cache_length(cache):
                 raise ValueError(f"with past_key_values the attention_mask covers the whole cache: expected "
                                  f"(batch, {cache_length(cache)}), got {tuple(inputs['attention_mask'].shape)}; "
@@ -267,9 +297,9 @@ class FlaxBertPreTrainedModel:
             raise ValueError("train=True applies dropout: pass dropout_rng=jax.random.PRNGKey(...)")
         output = compiled_apply(self.params if params is None else params, inputs, dropout_rng, cache,
                                 module_key=ModuleKey(self.module), train=bool(train),
-                                output_attentions=bool(output_attentions),
-                                output_hidden_states=bool(output_hidden_states))
-        return output if return_dict else output.to_tuple()
+                                output_attentions=flags["output_attentions"],
+                                output_hidden_states=flags["output_hidden_states"])
+        return output if flags["return_dict"] else output.to_tuple()
 
     # -- saving and loading (see bert_flax.loading) --------------------------
 
@@ -283,70 +313,3 @@ class FlaxBertPreTrainedModel:
         n = sum(int(np.prod(s)) for s in self._param_shapes.values())
         name = type(self).__name__
         return f"{name}({n:,} params, dtype={jnp.dtype(self.dtype).name}, scan_layers={self.scan_layers})"
-
-
-class FlaxBertModel(FlaxBertPreTrainedModel):
-    """The bare encoder: ``last_hidden_state (batch, seq, hidden)`` and ``pooler_output (batch, hidden)``.
-
-    Pass ``add_pooling_layer=False`` to build it without the pooler.
-    """
-
-    module_class = FlaxBertModule
-    head = HEADS["base"]
-
-
-class FlaxBertForPreTraining(FlaxBertPreTrainedModel):
-    """MLM + NSP heads (``prediction_logits``, ``seq_relationship_logits``)."""
-
-    module_class = FlaxBertForPreTrainingModule
-    head = HEADS["pretraining"]
-
-
-class FlaxBertForCausalLM(FlaxGenerationMixin, FlaxBertPreTrainedModel):
-    """Decoder LM (``config.is_decoder=True``), with ``init_cache`` and cached decoding."""
-
-    module_class = FlaxBertForCausalLMModule
-    head = HEADS["causal-lm"]
-
-
-class FlaxBertForMaskedLM(FlaxBertPreTrainedModel):
-    """Masked LM; the decoder is tied to the word embeddings."""
-
-    module_class = FlaxBertForMaskedLMModule
-    head = HEADS["masked-lm"]
-
-
-class FlaxBertForNextSentencePrediction(FlaxBertPreTrainedModel):
-    """Next-sentence prediction, logits ``(batch, 2)``."""
-
-    module_class = FlaxBertForNextSentencePredictionModule
-    head = HEADS["next-sentence"]
-
-
-class FlaxBertForSequenceClassification(FlaxBertPreTrainedModel):
-    """Sequence classification / regression, logits ``(batch, num_labels)``."""
-
-    module_class = FlaxBertForSequenceClassificationModule
-    head = HEADS["sequence-classification"]
-
-
-class FlaxBertForMultipleChoice(FlaxBertPreTrainedModel):
-    """Multiple choice: inputs ``(batch, num_choices, seq)``, logits ``(batch, num_choices)``."""
-
-    module_class = FlaxBertForMultipleChoiceModule
-    head = HEADS["multiple-choice"]
-    default_input_shape = (1, 1, 1)
-
-
-class FlaxBertForTokenClassification(FlaxBertPreTrainedModel):
-    """Per-token classification, logits ``(batch, seq, num_labels)``."""
-
-    module_class = FlaxBertForTokenClassificationModule
-    head = HEADS["token-classification"]
-
-
-class FlaxBertForQuestionAnswering(FlaxBertPreTrainedModel):
-    """Extractive QA: ``start_logits`` and ``end_logits`` ``(batch, seq)``."""
-
-    module_class = FlaxBertForQuestionAnsweringModule
-    head = HEADS["question-answering"]
