@@ -231,10 +231,11 @@ def contract_layers() -> dict[str, list[str]]:
 
 
 def canonical_name(name: str) -> str:
-    """A class name without its framework: ``TFBertLayer``/``FlaxBertLayer`` -> ``BertLayer``; Flax's linen
+    """A class name without its framework: ``TFBertLayer``/``FlaxBertLayer`` -> ``BertLayer``, ``TFAutoModel`` ->
+    ``AutoModel``; Flax's linen
     ``...Module`` -> the class it implements (``FlaxBertModule`` -> ``BertModel``)."""
     for prefix in ("TF", "Flax"):
-        if name.startswith(prefix + "Bert"):
+        if name.startswith((prefix + "Bert", prefix + "Auto")):
             name = name[len(prefix):]
     name = name.removesuffix("Module") if name != "Module" else name
     return {"Bert": "BertModel", "BertForCausalLM": "BertLMHeadModel"}.get(name, name)
@@ -291,7 +292,7 @@ def test_layer_call_arguments_are_the_contract(framework, layer):
     args, expected = _call_args(framework, cls), contract_layers()[layer]
     if layer == "BertLMPredictionHead" and framework != "torch":  # TF and Flax also take the embedding table
         args = [a for a in args if "embedding" not in a]
-    assert args == expected, f"{type(cls).__name__} {cls.__name__}: {args} != {expected}"
+    assert args == expected, f"{cls.__name__}: {args} != {expected}"
 
 
 @pytest.mark.parametrize("head", list(HEADS.values()), ids=lambda h: h.name)

@@ -1,7 +1,7 @@
 """The three backends behind one small interface, through their public API only (for ``test_matrix.py``).
 
 Each backend: ``load`` a head class from a canonical checkpoint (``from_pretrained``), ``call`` it on numpy
-inputs, ``loss_grads`` (the loss and its gradients by canonical checkpoint key), ``decode`` (a prefix, then
+inputs, ``loss_grads`` (the output with its loss, and the loss's gradients by canonical checkpoint key), ``decode`` (a prefix, then
 one token per call through the backend's cache) and ``set_attn``. Gradients leave TF and Flax by the
 public ``save_pretrained``: the gradient tree is written as if it were the weights, so the canonical names
 come from the backend's own naming rules, which are what is being tested, and no internal name is read here.
@@ -54,15 +54,15 @@ class Torch:
         with self.torch.no_grad():
             return model(**self._tensors(inputs), **flags)
 
-    def loss_grads(self, model, inputs: dict) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_grads(self, model, inputs: dict) -> tuple[object, dict[str, np.ndarray]]:
         model.train()  # dropout is 0: the training path must compute the same numbers
         try:
-            loss = model(**self._tensors(inputs)).loss
-            grads = self.torch.autograd.grad(loss, [p for _, p in model.named_parameters()], allow_unused=True)
+            output = model(**self._tensors(inputs))
+            grads = self.torch.autograd.grad(output.loss, [p for _, p in model.named_parameters()], allow_unused=True)
         finally:
             model.eval()
         named = {k: g.numpy().astype(np.float64) for (k, _), g in zip(model.named_parameters(), grads) if g is not None}
-        return float(loss.detach()), named
+        return output, named
 
     def decode(self, model, inputs: dict, prefix: int):
         return decode_with_past(self, model, inputs, prefix)
@@ -87,11 +87,11 @@ class TF:
         tensors = {k: self.tf.constant(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
         return model(**tensors, training=training, **flags)
 
-    def loss_grads(self, model, inputs: dict) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_grads(self, model, inputs: dict) -> tuple[object, dict[str, np.ndarray]]:
         variables = model.trainable_variables
         with self.tf.GradientTape() as tape:
-            loss = self.call(model, inputs, training=True).loss
-        grads = tape.gradient(loss, variables)
+            output = self.call(model, inputs, training=True)
+        grads = tape.gradient(output.loss, variables)
         saved = [v.numpy() for v in variables]
         try:
             for variable, grad in zip(variables, grads):
@@ -103,7 +103,7 @@ class TF:
         finally:
             for variable, value in zip(variables, saved):
                 variable.assign(value)
-        return float(loss), named
+        return output, named
 
     def decode(self, model, inputs: dict, prefix: int):
         return decode_with_past(self, model, inputs, prefix)
@@ -127,14 +127,15 @@ class Flax:
     def call(self, model, inputs: dict, **flags):
         return model(**inputs, **flags)
 
-    def loss_grads(self, model, inputs: dict) -> tuple[float, dict[str, np.ndarray]]:
+    def loss_grads(self, model, inputs: dict) -> tuple[object, dict[str, np.ndarray]]:
         def loss_fn(params):
-            return model(**inputs, params=params, train=True).loss
+            output = model(**inputs, params=params, train=True)
+            return output.loss, output
 
-        loss, grads = self.jax.value_and_grad(loss_fn)(model.params)
+        (_, output), grads = self.jax.value_and_grad(loss_fn, has_aux=True)(model.params)
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(tmp, params=grads)
-            return float(loss), _read_weights(Path(tmp))
+            return output, _read_weights(Path(tmp))
 
     def decode(self, model, inputs: dict, prefix: int):
         ids, mask = inputs["input_ids"], inputs["attention_mask"]

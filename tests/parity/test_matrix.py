@@ -30,9 +30,20 @@ PREFIX = 6  # decoder tokens run in one call before the cached one-token steps
 #: Per-head config the head needs in every variant.
 HEAD_CONFIG = {"causal-lm": {"is_decoder": True}, "sequence-classification": {"num_labels": 3},
                "token-classification": {"num_labels": 5}}
-#: The plain call options: forward, with labels, gradients of the loss, every hidden state and attention.
+#: The plain call options: forward; with labels, the loss, logits and the gradient of the loss w.r.t. every
+#: weight ("grad"; "loss" without gradients only where the reference has none); every hidden state and attention.
 BASIC = ("forward", "loss", "grad", "outputs")
 CALL_OPTIONS = BASIC + ("position_ids", "inputs_embeds", "return_dict", "eager", "sdpa", "bfloat16", "cache")
+#: Options that act in the shared encoder run on a few heads that read it differently (pooled, per token,
+#: through the choices axis, through the LM decoder), not on all nine: each Flax cell is a compile.
+OPTION_HEADS = {
+    "outputs": ("base", "multiple-choice", "masked-lm", "question-answering"),
+    "position_ids": ("base", "multiple-choice", "causal-lm"),
+    "inputs_embeds": ("base", "multiple-choice", "masked-lm"),
+    "eager": ("base", "multiple-choice", "pretraining", "causal-lm"),
+    "sdpa": ("base", "multiple-choice", "pretraining", "causal-lm"),
+    "bfloat16": ("base", "masked-lm", "sequence-classification", "question-answering"),
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ VARIANTS = {v.name: v for v in (
     Variant("head_mask", heads=("base",), options=("head_mask",), fixture="absolute"),
     Variant("untied", (("tie_word_embeddings", False),), ("pretraining", "masked-lm", "causal-lm"),
             BASIC + ("cache",)),
+    # Each activation: the base model's outputs, and a head's logits, loss and gradients (through the activation).
     *(Variant(f"hidden_act={act}", (("hidden_act", act),), ("base", "token-classification"), ("forward", "grad"))
       for act in ACTIVATIONS if act != "gelu"),
     # 1e-3, not 1e-5: on these O(0.1) activations a backend ignoring a 1e-5 eps moves outputs by ~1e-5 only.
@@ -79,9 +91,13 @@ def config_of(variant: Variant, head: str) -> dict:
 def applies(variant: Variant, head: str, option: str) -> bool:
     """Whether a call option means something for this head in this variant (and has a reference)."""
     config = config_of(variant, head)
+    if option in OPTION_HEADS and head not in OPTION_HEADS[option]:
+        return False
+    if variant.name.startswith("hidden_act=") and option == "forward" and head != "base":
+        return False
+    has_grads = not variant.fixture or head in ("sequence-classification", "causal-lm")
     if option in ("loss", "grad"):
-        return bool(HEADS[head].labels) and (not variant.fixture or option == "loss"
-                                             or head in ("sequence-classification", "causal-lm"))
+        return bool(HEADS[head].labels) and (has_grads if option == "grad" else not has_grads or "grad" not in variant.options)
     if option == "cache":
         return config.get("is_decoder", False) and (not variant.fixture or head == "causal-lm")
     if option == "outputs" and variant.fixture:
@@ -145,8 +161,10 @@ def call_of(variant: Variant, head: str, option: str) -> tuple[dict, dict, tuple
     """(inputs, flags, fields) of a call option; fields are output names, ``name/i`` inside tuples."""
     fields = HEADS[head].logits
     batch = make_inputs(variant, head, for_loss=option in ("loss", "grad"))
-    if option in ("loss", "grad"):
+    if option == "loss":
         return {**batch, **make_labels(variant, head, batch)}, {}, ("loss",) + fields
+    if option == "grad":  # the loss and logits of the forward the gradients come from
+        return {**batch, **make_labels(variant, head, batch)}, {}, fields
     if option == "outputs":
         config = config_of(variant, head)
         layers = range(config["num_hidden_layers"])
@@ -207,8 +225,8 @@ def run(framework: str, variant: Variant, head: str, option: str) -> dict[str, n
     impl, (batch, flags, fields) = backend(framework), call_of(variant, head, option)
     m = model(framework, variant.name, head, "bfloat16" if option == "bfloat16" else "float32")
     if option == "grad":
-        loss, grads = impl.loss_grads(m, batch)
-        return {"loss": np.float64(loss), **{f"grad/{k}": v for k, v in grads.items()}}
+        output, grads = impl.loss_grads(m, batch)
+        return {**pick(output, ("loss",) + fields), **{f"grad/{k}": v for k, v in grads.items()}}
     if option == "cache":
         return {"decode": impl.decode(m, batch, PREFIX)}
     if option == "inputs_embeds":
@@ -240,7 +258,8 @@ def expected(variant_name: str, head: str, option: str) -> dict[str, np.ndarray]
         ptype, arrays = variant.fixture, fixture_arrays()
         if option == "grad":
             grads = fixture_expected(ptype, head, "grad/")
-            return {"loss": arrays[f"{ptype}/{head}/loss"], **{f"grad/{k}": v for k, v in grads.items()}}
+            return {**{f: arrays[f"{ptype}/{head}/{f}"].astype(np.float64) for f in ("loss",) + fields},
+                    **{f"grad/{k}": v for k, v in grads.items()}}
         if option == "cache":
             return {"decode": arrays[f"{ptype}/{head}/cached_logits"]}
         return {f: arrays[f"{ptype}/{head}/{f}"].astype(np.float64) for f in fields}
@@ -250,10 +269,10 @@ def expected(variant_name: str, head: str, option: str) -> dict[str, np.ndarray]
     tensors = {k: torch.from_numpy(v) for k, v in batch.items()}
     if option == "grad":
         hf.zero_grad()
-        loss = hf(**tensors).loss
-        loss.backward()
-        return {"loss": to_numpy(loss), **{f"grad/{k}": to_numpy(p.grad) for k, p in hf.named_parameters()
-                                           if p.grad is not None}}
+        output = hf(**tensors)
+        output.loss.backward()
+        return {**pick(output, ("loss",) + fields),
+                **{f"grad/{k}": to_numpy(p.grad) for k, p in hf.named_parameters() if p.grad is not None}}
     with torch.no_grad():
         if option == "cache":  # cached decoding must give the full forward's outputs
             output = hf(**tensors, use_cache=False)
