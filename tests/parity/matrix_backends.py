@@ -132,7 +132,8 @@ class Flax:
             output = model(**inputs, params=params, train=True)
             return output.loss, output
 
-        (_, output), grads = self.jax.value_and_grad(loss_fn, has_aux=True)(model.params)
+        # One compile of forward and backward together (the wrapper's call runs under an outer jit too).
+        (_, output), grads = self.jax.jit(self.jax.value_and_grad(loss_fn, has_aux=True))(model.params)
         with tempfile.TemporaryDirectory() as tmp:
             model.save_pretrained(tmp, params=grads)
             return output, _read_weights(Path(tmp))
