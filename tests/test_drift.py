@@ -1,4 +1,8 @@
-"""Drift test: every implemented backend exposes bert_torch's class names, forward arguments and parameter paths.
+"""Drift test: the three backends hold the contract of docs/architecture.md and bert_torch's public names.
+
+Public names: class names, forward arguments and parameter paths. The contract: the same files (modulo the
+documented framework-only extras), the same layer classes in the same files, the contract table's call
+arguments for each layer, and the attention switch on every model.
 
 ``BACKENDS`` holds one entry per backend that exists; a backend joins by adding
 one function returning a :class:`Backend` (``_torch``, ``_tf``, ``_flax``). bert_torch is the reference for parameter paths; the forward arguments are
@@ -7,8 +11,11 @@ the transformers 4.x signatures, written out below as the contract.
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -176,3 +183,120 @@ def test_reference_paths_are_the_transformers_state_dict_keys():
                 assert tables and all(".attention.self.distance_embedding.weight" in k for k in tables)
                 ours -= tables
             assert ours == hf_names, head.class_name
+
+
+# -- the contract of docs/architecture.md: files, layer classes per file, layer call arguments, the switch --
+
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+PACKAGES = {"torch": "bert_torch", "tf": "bert_tf", "flax": "bert_flax"}
+#: Arguments that are each framework's own run-time switch, not the contract's (docs/architecture.md "Layers").
+SWITCHES = {"self", "training", "deterministic", "init_cache", "kwargs", "args"}
+
+
+def _section(title: str) -> str:
+    text = ARCHITECTURE.read_text()
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def contract_files() -> dict[str, list[str]]:
+    """``{file: classes and functions it holds}`` from the "Files" table (``models.py``: also the eight heads;
+    ``auto.py``: every ``AutoModel*``), leaving out the prose's other code words (``hidden_act``, ``conversion``)."""
+    rows = re.findall(r"^\| `(\w+\.py)` \| (.*) \|$", _section("Files"), re.M)
+    held = {name: [n for n in re.findall(r"`(\w+)`", holds) if n[0].isupper() or n.endswith("attention")
+                   or n == "make_attention_bias"] for name, holds in rows}
+    held["models.py"] += [h.class_name for h in HEADS.values() if h.class_name not in held["models.py"]]
+    held["auto.py"] += [h.auto_name for h in HEADS.values() if h.auto_name not in held["auto.py"]]
+    return held
+
+
+def framework_extras() -> dict[str, set[str]]:
+    """Each framework's documented extra files, from "Framework-only extras live in ...: torch `a.py` ...; TF ..."."""
+    sentence = re.search(r"Framework-only\s+extras[^:]*:(.*?)\.\s*(\n\n|$)", _section("Files"), re.S).group(1)
+    extras = {}
+    for part in sentence.split(";"):
+        framework = {"torch": "torch", "TF": "tf", "Flax": "flax"}[part.split()[0]]
+        extras[framework] = set(re.findall(r"`(\w+\.py)`", part))
+    return extras
+
+
+def contract_layers() -> dict[str, list[str]]:
+    """``{layer class: call argument names}`` from the "Layers" table (``same`` repeats the row above)."""
+    layers, previous = {}, []
+    for name, call in re.findall(r"^\| `(\w+)\([^`]*\)` \| ([^|]*) \|", _section("Layers"), re.M):
+        previous = previous if call.strip() == "same" else re.findall(r"\w+", call.split("`")[1])
+        layers[name] = previous
+    return layers
+
+
+def canonical_name(name: str) -> str:
+    """A class name without its framework: ``TFBertLayer``/``FlaxBertLayer`` -> ``BertLayer``, ``TFAutoModel`` ->
+    ``AutoModel``; Flax's linen
+    ``...Module`` -> the class it implements (``FlaxBertModule`` -> ``BertModel``)."""
+    for prefix in ("TF", "Flax"):
+        if name.startswith((prefix + "Bert", prefix + "Auto")):
+            name = name[len(prefix):]
+    name = name.removesuffix("Module") if name != "Module" else name
+    return {"Bert": "BertModel", "BertForCausalLM": "BertLMHeadModel"}.get(name, name)
+
+
+def backend_files(framework: str) -> set[str]:
+    package = importlib.import_module(PACKAGES[framework])
+    return {p.name for p in Path(package.__file__).parent.glob("*.py")} - {"__init__.py"}
+
+
+def classes_in(framework: str, file: str) -> dict[str, type]:
+    """Public classes defined in ``file`` of a backend, by canonical name."""
+    module = importlib.import_module(f"{PACKAGES[framework]}.{file.removesuffix('.py')}")
+    return {canonical_name(name): obj for name, obj in vars(module).items()
+            if inspect.isclass(obj) and obj.__module__ == module.__name__ and not name.startswith("_")}
+
+
+@pytest.mark.parametrize("framework", sorted(PACKAGES))
+def test_the_same_files_as_the_contract(framework):
+    expected = set(contract_files()) | framework_extras()[framework]
+    files = backend_files(framework)
+    assert files == expected, (f"{PACKAGES[framework]}: missing {sorted(expected - files)}, "
+                               f"undocumented {sorted(files - expected)}")
+
+
+@pytest.mark.parametrize("file", sorted(contract_files()))
+@pytest.mark.parametrize("framework", sorted(PACKAGES))
+def test_each_file_holds_what_the_contract_says_and_the_same_classes_as_torch(framework, file):
+    if file not in backend_files(framework):
+        pytest.fail(f"{PACKAGES[framework]} has no {file}")
+    ours = classes_in(framework, file)
+    module = importlib.import_module(f"{PACKAGES[framework]}.{file.removesuffix('.py')}")
+    names = set(ours) | {canonical_name(n) for n in vars(module)}
+    missing = [n for n in contract_files()[file] if n not in names]
+    assert not missing, f"{PACKAGES[framework]}/{file} lacks {missing}"
+    if file in backend_files("torch"):
+        reference = set(classes_in("torch", file))
+        assert set(ours) == reference, (f"{file}: only here {sorted(set(ours) - reference)}, "
+                                        f"only in bert_torch {sorted(reference - set(ours))}")
+
+
+def _call_args(framework: str, cls: type) -> list[str]:
+    function = {"torch": "forward", "tf": "call", "flax": "__call__"}[framework]
+    params = inspect.signature(getattr(cls, function)).parameters.values()
+    return [p.name for p in params if p.name not in SWITCHES and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+@pytest.mark.parametrize("layer", sorted(contract_layers()))
+@pytest.mark.parametrize("framework", sorted(PACKAGES))
+def test_layer_call_arguments_are_the_contract(framework, layer):
+    file = next(f for f, names in contract_files().items() if layer in names)
+    cls = classes_in(framework, file).get(layer) if file in backend_files(framework) else None
+    assert cls is not None, f"{PACKAGES[framework]}/{file} has no {layer}"
+    args, expected = _call_args(framework, cls), contract_layers()[layer]
+    if layer == "BertLMPredictionHead" and framework != "torch":  # TF and Flax also take the embedding table
+        args = [a for a in args if "embedding" not in a]
+    assert args == expected, f"{cls.__name__}: {args} != {expected}"
+
+
+@pytest.mark.parametrize("head", list(HEADS.values()), ids=lambda h: h.name)
+def test_every_model_has_the_attention_switch(backend, head):
+    cls = getattr(backend.module, backend.class_name(head))
+    assert callable(getattr(cls, "set_attn_implementation", None)), f"{cls.__name__}.set_attn_implementation"
+    assert hasattr(cls, "attn_implementation"), f"{cls.__name__}.attn_implementation"
