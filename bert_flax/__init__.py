@@ -65,10 +65,6 @@ AutoModelForMultipleChoice = FlaxAutoModelForMultipleChoice
 AutoModelForTokenClassification = FlaxAutoModelForTokenClassification
 AutoModelForQuestionAnswering = FlaxAutoModelForQuestionAnswering
 
-# pipeline.py (rewritten with the shared pipelines engine) still imports the former ``wrappers`` module;
-# the public classes now live in ``models``.
-wrappers = models  # noqa: F821
-
 from .pipeline import pipeline  # noqa: E402
 
 __all__ = [

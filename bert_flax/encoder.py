@@ -21,7 +21,7 @@ from bert_core.outputs import BaseModelOutputWithPastAndCrossAttentions
 from .attention import FlaxBertAttention
 from .embeddings import layer_norm, normal_init
 
-__all__ = ["FlaxBertIntermediate", "FlaxBertOutput", "FlaxBertLayer", "FlaxBertLayerCollection", "FlaxBertEncoder"]
+__all__ = ["FlaxBertIntermediate", "FlaxBertOutput", "FlaxBertLayer", "FlaxBertEncoder"]
 
 # Positions of (output_attentions, deterministic, init_cache) in FlaxBertLayer.__call__, self = 0;
 # the scan body takes (hidden, head_mask, attention_bias, encoder states, encoder bias) first and adds
@@ -133,7 +133,7 @@ class _FlaxBertScanLayer(FlaxBertLayer):
         return new_hidden, (hidden_states if output_hidden_states else None, self_probs, cross_probs)
 
 
-class FlaxBertLayerCollection(nn.Module):
+class _FlaxBertLayerCollection(nn.Module):
     """The unscanned stack: layers named ``"0"`` .. ``"N-1"`` (so paths read ``layer/3/attention``)."""
 
     config: BertConfig
@@ -193,7 +193,7 @@ class FlaxBertEncoder(nn.Module):
                               length=self.config.num_hidden_layers)
             self.layer = scanned(self.config, self.attn_implementation, self.dtype, self.param_dtype)
         else:
-            self.layer = FlaxBertLayerCollection(self.config, self.attn_implementation, self.dtype,
+            self.layer = _FlaxBertLayerCollection(self.config, self.attn_implementation, self.dtype,
                                                  self.param_dtype, gradient_checkpointing=self.gradient_checkpointing)
 
     def __call__(self, hidden_states, attention_bias=None, head_mask=None, encoder_hidden_states=None,

@@ -18,7 +18,7 @@ import numpy as np
 from bert_core.heads import get_head
 from bert_pipelines import Pipeline, build_pipeline, resolve_parts
 
-from . import wrappers
+from . import models
 
 __all__ = ["pipeline"]
 
@@ -53,7 +53,7 @@ def pipeline(
     compute = jnp.float32 if dtype is None else jnp.dtype(dtype)
 
     def load(head: str, path: Any) -> Any:
-        return getattr(wrappers, get_head(head).flax_name).from_pretrained(path, dtype=compute)
+        return getattr(models, get_head(head).flax_name).from_pretrained(path, dtype=compute)
 
     name, net, tok, path = resolve_parts(task, model, tokenizer, load)
     if target is not None:

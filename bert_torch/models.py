@@ -29,7 +29,7 @@ from .heads import BertOnlyMLMHead, BertOnlyNSPHead, BertPooler, BertPreTraining
 from .losses import head_loss
 from .unpad import PackedBatch
 
-__all__ = ["BertModel", "BertHeadModel", "build_head_class"] + [
+__all__ = ["BertModel", "build_head_class"] + [
     head.class_name for head in HEADS.values() if head.name != "base"
 ]
 
@@ -242,7 +242,7 @@ _DOCS: dict[str, tuple[str, str]] = {
 }
 
 
-class BertHeadModel(BertPreTrainedModel):
+class _BertHeadModel(BertPreTrainedModel):
     """Base of the eight head classes: ``bert`` and the module its ``head`` names (see :func:`build_head_class`)."""
 
     def __init__(self, config: BertConfig) -> None:
@@ -305,7 +305,7 @@ def _bind(head: Head, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_head_class(head: Head) -> type:
-    """The ``bert_torch`` class of ``head``: a :class:`BertHeadModel` whose ``forward`` takes ``head.forward_args``.
+    """The ``bert_torch`` class of ``head``: a :class:`_BertHeadModel` whose ``forward`` takes ``head.forward_args``.
 
     ``forward`` accepts the arguments positionally or by name, as the transformers 4.x
     signature does (``inspect.signature`` reports it), and returns ``head.output``.
@@ -325,7 +325,7 @@ def build_head_class(head: Head) -> type:
     carried = tuple(field for field in _CARRIED if field in head.output.field_names())
     namespace = {"head": head, "forward": forward, "_carried_fields": carried, "__doc__": class_doc,
                  "__module__": __name__, "__qualname__": head.class_name}
-    return type(head.class_name, (BertHeadModel,), namespace)
+    return type(head.class_name, (_BertHeadModel,), namespace)
 
 
 for _head in HEADS.values():
