@@ -10,17 +10,18 @@ import transformers
 
 import bert_tf
 from bert_core import HEADS
-from harness import tiny_config_dict
+from harness import padded_batch, tiny_config_dict
 
 CLASS_NAMES = [head.class_name for head in HEADS.values()]
 #: Weights of std 0.2 (as the sibling backends use): at the harness default 0.5 logits reach ~10 and float32
-#: rounding alone moves them by ~1e-5 in *either* framework.
+#: rounding alone moves them by ~1e-5 in *either* framework (test_hot_weights_stay_as_close_to_float64_as_torch).
 PARITY_INIT = {"initializer_range": 0.2}
 
 
 def parity_config(**overrides) -> dict:
     """The tiny config of the parity tests."""
     return tiny_config_dict(**{**PARITY_INIT, **overrides})
+HEAD_OF_CLASS = {head.class_name: head for head in HEADS.values()}
 
 
 def tf_pair(class_name: str, seed: int = 0, **overrides):
@@ -35,6 +36,14 @@ def tf_pair(class_name: str, seed: int = 0, **overrides):
         ours, info = getattr(bert_tf, "TF" + class_name).from_pretrained(tmp, output_loading_info=True)
     assert not info["missing_keys"] and not info["unexpected_keys"], info
     return ours, hf
+
+
+def head_inputs(class_name: str, config: dict, *, seed: int = 0, fully_padded_row: bool = True) -> dict:
+    """A right-padded numpy batch shaped for the head (multiple choice gets a choices axis)."""
+    batch = padded_batch(config["vocab_size"], batch=4, seq=9, seed=seed, fully_padded_row=fully_padded_row)
+    if class_name == "BertForMultipleChoice":
+        batch = {k: v.reshape(2, 2, -1) for k, v in batch.items()}
+    return batch
 
 
 def head_labels(class_name: str, inputs: dict, config: dict, problem_type: str | None = None) -> dict:
@@ -68,3 +77,22 @@ def head_labels(class_name: str, inputs: dict, config: dict, problem_type: str |
 
 def to_torch(inputs: dict) -> dict:
     return {k: torch.tensor(v) for k, v in inputs.items()}
+
+
+def keep_mask(output_shape: tuple, attention_mask: np.ndarray) -> np.ndarray:
+    """Keep-mask for comparing with HF: real tokens, or rows with at least one real token."""
+    mask = attention_mask.reshape(-1, attention_mask.shape[-1]).astype(bool)
+    if len(output_shape) >= 2 and tuple(output_shape[:2]) == mask.shape:
+        return mask
+    rows = mask.any(-1)
+    return rows.reshape(output_shape[0], -1).all(-1) if output_shape[0] != rows.shape[0] else rows
+
+
+def head_config(class_name: str, problem_type: str | None = None) -> dict:
+    """Config overrides a head needs (decoder mode for the causal LM, label counts)."""
+    overrides: dict = {"is_decoder": True} if class_name == "BertLMHeadModel" else {}
+    if problem_type == "regression":
+        overrides["num_labels"] = 1
+    elif class_name in ("BertForSequenceClassification", "BertForTokenClassification"):
+        overrides["num_labels"] = 3
+    return overrides
