@@ -42,7 +42,8 @@ def cache_length(cache: Mapping) -> int:
 
 
 class FlaxCacheMixin:
-    """``init_cache``: the wrappers of the heads that take ``past_key_values`` (``Head.decoder``)."""
+    """``init_cache``, ``prepare_inputs_for_generation`` and ``update_inputs_for_generation``: the wrappers
+    of the heads that take ``past_key_values`` (``Head.decoder``)."""
 
     def init_cache(self, batch_size: int, max_length: int) -> dict:
         """An empty KV cache for ``batch_size`` sequences of up to ``max_length`` tokens.
@@ -59,10 +60,6 @@ class FlaxCacheMixin:
         variables = jax.eval_shape(
             lambda: self.module.init(jax.random.PRNGKey(0), **inputs, init_cache=True, return_dict=False))
         return jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), unfreeze(variables["cache"]))
-
-
-class FlaxGenerationMixin(FlaxCacheMixin):
-    """``init_cache``, ``prepare_inputs_for_generation`` and ``update_inputs_for_generation``."""
 
     def prepare_inputs_for_generation(self, input_ids, max_length: int, attention_mask=None,
                                       encoder_hidden_states=None, encoder_attention_mask=None) -> dict[str, Any]:
@@ -90,6 +87,10 @@ class FlaxGenerationMixin(FlaxCacheMixin):
         model_kwargs["past_key_values"] = model_outputs.past_key_values
         model_kwargs["position_ids"] = model_kwargs["position_ids"][:, -1:] + 1
         return model_kwargs
+
+
+class FlaxGenerationMixin(FlaxCacheMixin):
+    """The causal LM's generation surface: the cache methods, used by :func:`greedy_search`."""
 
 
 def greedy_search(model, input_ids, max_length: int, attention_mask=None, params=None, **encoder_inputs):

@@ -308,7 +308,8 @@ def one_bias(grads: dict) -> dict:
     grads = dict(grads)
     decoder_bias = grads.pop("grad/cls.predictions.decoder.bias", None)
     if decoder_bias is not None:
-        grads.setdefault("grad/cls.predictions.bias", decoder_bias)
+        # An untied decoder owns its bias (transformers 5.x trains decoder.bias, not cls.predictions.bias).
+        grads["grad/cls.predictions.bias"] = decoder_bias
     return grads
 
 
