@@ -43,9 +43,12 @@ def _is_whitespace(char: str) -> bool:
 
 
 def _is_control(char: str) -> bool:
+    # Every "C" category is dropped: controls (Cc), format characters (Cf),
+    # private use (Co), surrogates (Cs) and unassigned code points (Cn), as
+    # Google BERT and transformers' slow tokenizer do.
     if char in ("\t", "\n", "\r"):
         return False
-    return unicodedata.category(char) in ("Cc", "Cf")
+    return unicodedata.category(char).startswith("C")
 
 
 def _is_punctuation(char: str) -> bool:
