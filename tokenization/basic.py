@@ -3,9 +3,12 @@
 `BasicTokenizer` cleans the text, lower-cases and strips accents, isolates CJK
 characters and splits on whitespace and punctuation; `WordpieceTokenizer`
 splits each word into the longest vocabulary pieces, left to right.  The
-character classes below are Google BERT's, which the `tokenizers` library's
-`BertNormalizer` / `BertPreTokenizer` reproduce; both tokenizers in this
-package therefore agree with each other and with `transformers`.
+character classes below are Google BERT's, read from Python's `unicodedata`,
+exactly as `transformers`' slow tokenizer reads them, so `BertTokenizer` gives
+its tokens string for string (tests/test_tokenization_fuzz.py).  The
+`tokenizers` library behind the fast tokenizer approximates them with its own,
+older, Unicode tables, so the two engines differ on rare characters (listed in
+docs/config-and-tokenizers.md).
 """
 
 from __future__ import annotations
