@@ -96,13 +96,14 @@ def _check_slow(ours, ref, option: str, texts: list[str], encode: bool) -> None:
         shown = first if second is None else list(zip(first, second))
         bad = [(s, a, b) for s, a, b in zip(shown, mine, theirs) if a != b]
         assert not bad, _report("id (single)" if second is None else "id (pair)", option, bad)
+    encoded = [(t, ref.encode(t)) for t in texts]
     for skip in (False, True):
-        ids = [ref.encode(t) for t in texts]
-        bad = [(i, a, b) for i in ids if (a := ours.decode(i, skip_special_tokens=skip)) != (b := ref.decode(i, skip_special_tokens=skip))]
+        bad = [(t, a, b) for t, i in encoded if (a := ours.decode(i, skip_special_tokens=skip)) != (b := ref.decode(i, skip_special_tokens=skip))]
         assert not bad, _report(f"decode (skip_special_tokens={skip})", option, bad)
 
 
 def _check_fast(ours, ref, option: str, texts: list[str], pairs: bool) -> None:
+    """Ids, segment ids, masks, offsets, tokens and word ids (single texts, and pairs if asked), and decode."""
     keys = ("input_ids", "token_type_ids", "attention_mask", "offset_mapping")
     batches = [(texts, None)] + ([tuple(zip(*fuzz_pairs(texts)))] if pairs else [])
     for first, second in batches:
@@ -118,8 +119,9 @@ def _check_fast(ours, ref, option: str, texts: list[str], pairs: bool) -> None:
             if a != b:
                 bad.append((s, a, b))
         assert not bad, _report("fast encoding" + ("" if second is None else " (pair)"), option, bad)
-    ids = mine["input_ids"]
-    bad = [(i, a, b) for i in ids if (a := ours.decode(i)) != (b := ref.decode(i))]
+        if second is None:
+            single_ids = mine["input_ids"]
+    bad = [(t, a, b) for t, i in zip(texts, single_ids) if (a := ours.decode(i)) != (b := ref.decode(i))]
     assert not bad, _report("fast decode", option, bad)
 
 
