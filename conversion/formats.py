@@ -143,8 +143,18 @@ def detect_source(src: str | os.PathLike, **hub_kwargs) -> Source:
                           f"with weights")
 
 
-def read_source(source: Source) -> dict[str, np.ndarray] | Mapping[str, np.ndarray]:
-    """Canonical tensors of ``source`` (memory-mapped for safetensors)."""
+#: Formats whose reader checks each tensor's declared shape against the config before reading it.
+_CHECKED_AGAINST_CONFIG = ("tf-h5", "flax-msgpack", "google-tf1")
+
+
+def read_source(source: Source, config: BertConfig | None = None) -> dict[str, np.ndarray] | Mapping[str, np.ndarray]:
+    """Canonical tensors of ``source`` (memory-mapped for safetensors).
+
+    ``config`` bounds what a legacy file (h5, msgpack, TF1) may declare before anything is read
+    (:class:`~conversion.layout.TensorBudget`); safetensors headers are checked on their own.
+    """
+    if source.format in _CHECKED_AGAINST_CONFIG:
+        return _READERS[source.format](source.weights, config=config)
     return _READERS[source.format](source.weights)
 
 
