@@ -18,7 +18,7 @@ import numpy as np
 
 from bert_core.config import CONFIG_NAME, GOOGLE_CONFIG_NAME, BertConfig
 from bert_core.errors import CheckpointError, ConfigError
-from bert_core.hub import resolve_file
+from bert_core.hub import HubError, resolve_file
 
 from .file_checks import read_index
 from .safetensors_io import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SafetensorsFile, ShardedCheckpoint
@@ -112,7 +112,10 @@ def resolve_checkpoint(
     if index is not None:
         weight_map, _ = read_index(index)  # shard names confined to the index's folder before any fetch
         for shard in sorted(set(weight_map.values())):  # fetch every shard next to the index
-            resolve_file(name_or_path, shard, **hub)
+            try:
+                resolve_file(name_or_path, shard, **hub)
+            except HubError as exc:
+                raise CheckpointError(f"{index}: shard {shard!r} is missing ({exc})") from None
         return ResolvedCheckpoint(config, ShardedCheckpoint(index), str(index), index.parent)
     path = resolve_file(name_or_path, PT_WEIGHTS_NAME, required=False, **hub)
     if path is not None:
