@@ -14,17 +14,20 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["MAX_PARAMS", "MAX_LABELS", "MAX_VOCAB_BYTES", "limit", "implied_parameters"]
+__all__ = ["MAX_PARAMS", "MAX_LAYERS", "MAX_LABELS", "MAX_VOCAB_BYTES", "limit", "implied_parameters"]
 
 #: Parameters a config may imply (``TRIBERT_MAX_PARAMS``): 20 billion, 60x bert-large (80 GB in float32).
 MAX_PARAMS = 20_000_000_000
+#: Encoder layers (``TRIBERT_MAX_LAYERS``): every layer is a dozen framework modules, so 1e6 layers build
+#: for minutes even at tiny widths; the deepest BERTs have 24-48.
+MAX_LAYERS = 1024
 #: Labels of a classification head (``TRIBERT_MAX_LABELS``): each is a Python dict entry in id2label/label2id.
 MAX_LABELS = 1_000_000
 #: Bytes of a ``vocab.txt`` / ``tokenizer.json`` (``TRIBERT_MAX_VOCAB_BYTES``): 1 GiB, ~4000x bert-base's vocab.txt.
 MAX_VOCAB_BYTES = 2**30
 
-_ENV = {"MAX_PARAMS": "TRIBERT_MAX_PARAMS", "MAX_LABELS": "TRIBERT_MAX_LABELS", "MAX_VOCAB_BYTES": "TRIBERT_MAX_VOCAB_BYTES"}
-_DEFAULTS = {"MAX_PARAMS": MAX_PARAMS, "MAX_LABELS": MAX_LABELS, "MAX_VOCAB_BYTES": MAX_VOCAB_BYTES}
+_ENV = {"MAX_PARAMS": "TRIBERT_MAX_PARAMS", "MAX_LAYERS": "TRIBERT_MAX_LAYERS", "MAX_LABELS": "TRIBERT_MAX_LABELS", "MAX_VOCAB_BYTES": "TRIBERT_MAX_VOCAB_BYTES"}
+_DEFAULTS = {"MAX_PARAMS": MAX_PARAMS, "MAX_LAYERS": MAX_LAYERS, "MAX_LABELS": MAX_LABELS, "MAX_VOCAB_BYTES": MAX_VOCAB_BYTES}
 
 
 def limit(name: str) -> int:
@@ -66,11 +69,15 @@ def implied_parameters(config: Any) -> int:
 
 
 def check_parameters(config: Any) -> None:
-    """Refuse a config implying more than ``MAX_PARAMS`` parameters, before any framework allocates them.
+    """Refuse a config implying more than ``MAX_PARAMS`` parameters or ``MAX_LAYERS`` layers, before any
+    framework builds or allocates them.
 
     Raises:
         ConfigError: naming the count, the limit, the fields that drive it and how to raise the limit.
     """
+    if config.num_hidden_layers > limit("MAX_LAYERS"):
+        raise ConfigError(f"num_hidden_layers={config.num_hidden_layers} is above the limit of {limit('MAX_LAYERS')} "
+                          f"layers; set TRIBERT_MAX_LAYERS to raise it if this model is real")
     count, ceiling = implied_parameters(config), limit("MAX_PARAMS")
     if count > ceiling:
         raise ConfigError(

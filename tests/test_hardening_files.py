@@ -286,12 +286,16 @@ def test_bad_config_refused_before_allocating(case, kind, tmp_path, capsys):
 
 
 def test_parameter_limit_can_be_raised(monkeypatch):
-    config = tiny_config_dict(vocab_size=10**6, hidden_size=1024, num_attention_heads=8)  # ~1.03B parameters
-    monkeypatch.setenv("TRIBERT_MAX_PARAMS", "1e9")
-    with pytest.raises(TriBertError, match="TRIBERT_MAX_PARAMS"):
-        BertConfig(**config)
+    config = tiny_config_dict(vocab_size=10**6, hidden_size=1024, num_attention_heads=8)  # 2.06B with an untied decoder
     monkeypatch.setenv("TRIBERT_MAX_PARAMS", "2e9")
+    with pytest.raises(TriBertError, match="2,060,731,596 parameters.*TRIBERT_MAX_PARAMS"):
+        BertConfig(**config)
+    monkeypatch.setenv("TRIBERT_MAX_PARAMS", "3e9")
     assert BertConfig(**config).vocab_size == 10**6
+    with pytest.raises(TriBertError, match="num_hidden_layers=2000.*TRIBERT_MAX_LAYERS"):
+        BertConfig(**tiny_config_dict(num_hidden_layers=2000))
+    monkeypatch.setenv("TRIBERT_MAX_LAYERS", "2000")
+    assert BertConfig(**tiny_config_dict(num_hidden_layers=2000)).num_hidden_layers == 2000
 
 
 def test_config_never_writes_nan(tmp_path):
