@@ -83,17 +83,32 @@ SAFETENSORS_CASES = {
     "header a JSON list": (_raw([1, 2]), ["JSON list"]),
     "trailing bytes": (_raw({"a": _f32(1, 0)}, bytes(4) + b"polyglot"), ["trailing bytes"]),
     "gap before a tensor": (_raw({"a": _f32(1, 4)}, bytes(8)), ["belong to no tensor", "'a'"]),
-    "unknown dtype": (_raw({"a": {"dtype": "F99", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)), ["'a'", "F99"]),
-    "negative dimension": (_raw({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, bytes(4)), ["'a'", "shape"]),
     "float dimension": (_raw({"a": {"dtype": "F32", "shape": [1.0], "data_offsets": [0, 4]}}, bytes(4)), ["'a'", "shape"]),
     "bool dimension": (_raw({"a": {"dtype": "F32", "shape": [True], "data_offsets": [0, 4]}}, bytes(4)), ["'a'", "shape"]),
-    "three offsets": (_raw({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4, 4]}}, bytes(4)),
-                      ["'a'", "data_offsets"]),
-    "entry not an object": (_raw({"a": [0, 4]}), ["'a'", "header entry"]),
     "repeated key": (_raw(b'{"a":' + json.dumps(_f32(1, 0)).encode() + b',"a":' + json.dumps(_f32(1, 0)).encode() + b"}",
                           bytes(4)), ["repeats the key 'a'"]),
     "NaN in the header": (_raw(b'{"__metadata__":{"a":NaN}}'), ["not JSON"]),
 }
+
+#: Cases the reader already refused by name before issue 15; kept so the new checks keep refusing them.
+REFUSED_BEFORE = {
+    "unknown dtype": (_raw({"a": {"dtype": "F99", "shape": [1], "data_offsets": [0, 4]}}, bytes(4)), ["'a'", "F99"]),
+    "negative dimension": (_raw({"a": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, bytes(4)), ["'a'", "shape"]),
+    "three offsets": (_raw({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4, 4]}}, bytes(4)),
+                      ["'a'", "data_offsets"]),
+    "entry not an object": (_raw({"a": [0, 4]}), ["'a'", "header entry"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_BEFORE))
+def test_entries_refused_before_stay_refused(case, tmp_path):
+    from conversion import SafetensorsFile
+
+    raw, fragments = REFUSED_BEFORE[case]
+    (tmp_path / "model.safetensors").write_bytes(raw)
+    with pytest.raises(TriBertError) as info:
+        SafetensorsFile(tmp_path / "model.safetensors")
+    assert all(f in str(info.value) for f in fragments), str(info.value)
 
 
 @pytest.mark.parametrize("kind", LOADERS)
@@ -106,13 +121,13 @@ def test_malformed_safetensors_refused_by_name(case, kind, tmp_path, capsys):
     assert "model.safetensors" in message and all(f in message for f in fragments), message
 
 
-@pytest.mark.parametrize("case", list(SAFETENSORS_CASES))
+@pytest.mark.parametrize("case", [*SAFETENSORS_CASES, *REFUSED_BEFORE])
 def test_the_safetensors_library_refuses_each_case_too(case, tmp_path):
     """The reference: each case is one the library itself refuses (or one it reads differently)."""
     from safetensors import SafetensorError, safe_open
 
     path = tmp_path / "x.safetensors"
-    path.write_bytes(SAFETENSORS_CASES[case][0])
+    path.write_bytes({**SAFETENSORS_CASES, **REFUSED_BEFORE}[case][0])
     if case == "repeated key":  # the library keeps the last entry; we refuse the ambiguity
         with safe_open(str(path), framework="numpy") as f:
             assert list(f.keys()) == ["a"]
