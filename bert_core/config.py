@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
 
 from ._io import atomic_write_text
 from .errors import ConfigError
+from .limits import check_parameters, limit
 
 __all__ = ["BertConfig", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES"]
 
@@ -81,6 +83,42 @@ _POSITIVE_INTS = (
     "type_vocab_size",
 )
 _PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout")
+_BOOLS = ("use_cache", "is_decoder", "add_cross_attention", "tie_word_embeddings", "output_attentions",
+          "output_hidden_states", "return_dict")
+
+
+def _is_number(value: Any) -> bool:
+    """A finite int or float; ``True`` is not a number here, NaN and inf are not finite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path of the first NaN / inf inside ``value`` (JSON cannot hold them), else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for key, item in items:
+        found = _non_finite(item, f"{path}[{key!r}]")
+        if found:
+            return found
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _label_map(value: Any, name: str, key_type: type, value_type: type) -> dict:
+    """``id2label`` / ``label2id`` with their JSON string keys converted; a clear error otherwise."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be an object, got {type(value).__name__}")
+    if len(value) > limit("MAX_LABELS"):
+        raise ConfigError(f"{name} holds {len(value)} labels, above the limit of {limit('MAX_LABELS')}; "
+                          f"set TRIBERT_MAX_LABELS to raise it")
+    try:
+        return {key_type(k): value_type(v) for k, v in value.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must map {key_type.__name__} to {value_type.__name__}, got {value!r:.200}") from None
 # Keys `transformers` writes that carry no meaning for the model itself.
 _DROPPED_ON_READ = ("model_type", "transformers_version")
 
@@ -119,14 +157,14 @@ class BertConfig:
             setattr(self, name, value)  # __setattr__ records it in _extra_keys
 
         if id2label is not None:
-            self.id2label = {int(k): str(v) for k, v in dict(id2label).items()}
+            self.id2label = _label_map(id2label, "id2label", int, str)
         else:
             self.id2label = {0: "LABEL_0", 1: "LABEL_1"}
         regenerated = num_labels is not None and num_labels != len(self.id2label)
         if num_labels is not None:
             self.num_labels = num_labels  # validates; regenerates both maps when the count differs
         if label2id is not None and not regenerated:
-            self.label2id = {str(k): int(v) for k, v in dict(label2id).items()}
+            self.label2id = _label_map(label2id, "label2id", str, int)
         elif not regenerated:
             self.label2id = {v: k for k, v in self.id2label.items()}
         self.validate()
@@ -142,6 +180,9 @@ class BertConfig:
     def num_labels(self, value: int) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"num_labels must be a positive int, got {value!r}")
+        if value > limit("MAX_LABELS"):
+            raise ConfigError(f"num_labels={value} is above the limit of {limit('MAX_LABELS')} labels; "
+                              f"set TRIBERT_MAX_LABELS to raise it")
         if value != len(getattr(self, "id2label", {})):
             self.id2label = {i: f"LABEL_{i}" for i in range(value)}
             self.label2id = {v: k for k, v in self.id2label.items()}
@@ -168,12 +209,15 @@ class BertConfig:
             value = getattr(self, name)
             if value is None and name == "classifier_dropout":
                 continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
-        if not isinstance(self.initializer_range, (int, float)) or self.initializer_range < 0:
-            raise ConfigError(f"initializer_range must be a non-negative number, got {self.initializer_range!r}")
-        if not isinstance(self.layer_norm_eps, (int, float)) or self.layer_norm_eps <= 0:
-            raise ConfigError(f"layer_norm_eps must be a positive number, got {self.layer_norm_eps!r}")
+        if not _is_number(self.initializer_range) or self.initializer_range < 0:
+            raise ConfigError(f"initializer_range must be a finite non-negative number, got {self.initializer_range!r}")
+        if not _is_number(self.layer_norm_eps) or self.layer_norm_eps <= 0:
+            raise ConfigError(f"layer_norm_eps must be a finite positive number, got {self.layer_norm_eps!r}")
+        for name in _BOOLS:
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.hidden_act not in ACTIVATIONS:
             raise ConfigError(f"hidden_act {self.hidden_act!r} is not supported; choose one of {list(ACTIVATIONS)}")
         if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
@@ -183,8 +227,20 @@ class BertConfig:
             )
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise ConfigError(f"problem_type {self.problem_type!r} is not supported; choose one of {list(PROBLEM_TYPES)}")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            value = getattr(self, name)
+            if value is not None and not all(_is_int(v) for v in (value if isinstance(value, list) else [value])):
+                raise ConfigError(f"{name} must be an integer token id (or null), got {value!r}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ConfigError(f"pad_token_id ({self.pad_token_id}) must lie in [0, vocab_size={self.vocab_size})")
+        if self.architectures is not None and not (
+                isinstance(self.architectures, list) and all(isinstance(a, str) for a in self.architectures)):
+            raise ConfigError(f"architectures must be a list of class names (or null), got {self.architectures!r}")
+        for name in self._extra_keys:
+            found = _non_finite(getattr(self, name), name)
+            if found:
+                raise ConfigError(f"{found} is NaN or infinite, which config.json (JSON) cannot hold")
+        check_parameters(self)  # after the field checks: the count needs valid sizes
 
     # -- dict / json --------------------------------------------------------
 
@@ -214,7 +270,12 @@ class BertConfig:
         return out
 
     def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        """The ``config.json`` text; refuses NaN / inf, which JSON cannot hold."""
+        data = self.to_dict()
+        found = _non_finite(data, "config")
+        if found:
+            raise ConfigError(f"{found} is NaN or infinite, which config.json (JSON) cannot hold")
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> "BertConfig":

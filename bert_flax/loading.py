@@ -109,7 +109,7 @@ def _read_weights(name_or_path, config, hub: dict[str, Any], overrides: dict[str
     source = detect_source(name_or_path, **hub)
     if config is None:
         config = BertConfig.from_pretrained(source.directory, **overrides)
-    return config, read_source(source), str(source.weights)
+    return config, read_source(source, config), str(source.weights)
 
 
 def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig | None = None,

@@ -9,7 +9,6 @@ sharded ``model.safetensors.index.json``, legacy ``pytorch_model.bin``
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,9 @@ import numpy as np
 
 from bert_core.config import CONFIG_NAME, GOOGLE_CONFIG_NAME, BertConfig
 from bert_core.errors import CheckpointError, ConfigError
-from bert_core.hub import resolve_file
+from bert_core.hub import HubError, resolve_file
 
+from .file_checks import read_index
 from .safetensors_io import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SafetensorsFile, ShardedCheckpoint
 
 __all__ = ["ResolvedCheckpoint", "resolve_checkpoint", "read_torch_bin", "PT_WEIGHTS_NAME"]
@@ -110,12 +110,12 @@ def resolve_checkpoint(
         return ResolvedCheckpoint(config, SafetensorsFile(path), str(path), path.parent)
     index = resolve_file(name_or_path, SAFE_WEIGHTS_INDEX_NAME, required=False, **hub)
     if index is not None:
-        try:
-            shard_names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise CheckpointError(f"{index} is not a valid safetensors index (needs a 'weight_map' object)") from None
-        for shard in shard_names:  # fetch every shard next to the index
-            resolve_file(name_or_path, shard, **hub)
+        weight_map, _ = read_index(index)  # shard names confined to the index's folder before any fetch
+        for shard in sorted(set(weight_map.values())):  # fetch every shard next to the index
+            try:
+                resolve_file(name_or_path, shard, **hub)
+            except HubError as exc:
+                raise CheckpointError(f"{index}: shard {shard!r} is missing ({exc})") from None
         return ResolvedCheckpoint(config, ShardedCheckpoint(index), str(index), index.parent)
     path = resolve_file(name_or_path, PT_WEIGHTS_NAME, required=False, **hub)
     if path is not None:

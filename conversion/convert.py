@@ -151,7 +151,7 @@ def convert(
         raise CheckpointError(f"output {out} already exists; pass --overwrite to replace it")
     source = detect_source(src, **hub_kwargs)
     config = read_config(source, config_path)
-    tensors = read_source(source)
+    tensors = read_source(source, config)
     head = head or infer_head(config, tensors.keys())
     canonical, report = canonicalize(tensors, config, head, drop_unused=drop_unused, source=str(source.weights))
     canonical = cast_tensors(canonical, dtype)

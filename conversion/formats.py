@@ -22,6 +22,7 @@ from bert_core.errors import CheckpointError, ConfigError
 from bert_core.hub import resolve_file
 
 from .checkpoint import PT_WEIGHTS_NAME, read_torch_bin
+from .file_checks import read_index
 from .legacy import read_flax_msgpack, read_google_tf1, read_tf_h5
 from .safetensors_io import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, SafetensorsFile, ShardedCheckpoint
 
@@ -132,8 +133,8 @@ def detect_source(src: str | os.PathLike, **hub_kwargs) -> Source:
         found = resolve_file(src, filename, required=False, **hub_kwargs)
         if found is not None:
             if fmt == "safetensors-sharded":
-                index = json.loads(found.read_text(encoding="utf-8"))
-                for shard in sorted(set(index.get("weight_map", {}).values())):
+                weight_map, _ = read_index(found)
+                for shard in sorted(set(weight_map.values())):
                     resolve_file(src, shard, **hub_kwargs)
             for extra in (CONFIG_NAME, *TOKENIZER_FILES):
                 resolve_file(src, extra, required=False, **hub_kwargs)
@@ -142,8 +143,18 @@ def detect_source(src: str | os.PathLike, **hub_kwargs) -> Source:
                           f"with weights")
 
 
-def read_source(source: Source) -> dict[str, np.ndarray] | Mapping[str, np.ndarray]:
-    """Canonical tensors of ``source`` (memory-mapped for safetensors)."""
+#: Formats whose reader checks each tensor's declared shape against the config before reading it.
+_CHECKED_AGAINST_CONFIG = ("tf-h5", "flax-msgpack", "google-tf1")
+
+
+def read_source(source: Source, config: BertConfig | None = None) -> dict[str, np.ndarray] | Mapping[str, np.ndarray]:
+    """Canonical tensors of ``source`` (memory-mapped for safetensors).
+
+    ``config`` bounds what a legacy file (h5, msgpack, TF1) may declare before anything is read
+    (:class:`~conversion.layout.TensorBudget`); safetensors headers are checked on their own.
+    """
+    if source.format in _CHECKED_AGAINST_CONFIG:
+        return _READERS[source.format](source.weights, config=config)
     return _READERS[source.format](source.weights)
 
 

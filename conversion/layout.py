@@ -8,12 +8,18 @@ lets the drift test check every backend against one list.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from bert_core.config import BertConfig
-from bert_core.heads import get_head
+from bert_core.errors import CheckpointError
+from bert_core.heads import HEADS, get_head
+from bert_core.limits import limit
 
 from .rules import BASE_MODEL_PREFIX
 
-__all__ = ["canonical_shapes", "HEADS_WITHOUT_POOLER", "infer_head"]
+__all__ = ["canonical_shapes", "HEADS_WITHOUT_POOLER", "infer_head", "TensorBudget"]
 
 #: Heads whose encoder has no pooler (``add_pooling_layer=False`` in transformers).
 HEADS_WITHOUT_POOLER = ("masked-lm", "causal-lm", "token-classification", "question-answering")
@@ -114,3 +120,50 @@ def infer_head(config: BertConfig, keys) -> str:
     if any(k.startswith("classifier.") for k in keys):
         return "sequence-classification"
     return "base"
+
+
+class TensorBudget:
+    """How much a legacy weight file (h5, msgpack, TF1) may declare, checked before a byte is read.
+
+    From a config: each tensor at most the size of the model's largest tensor (any head), and all
+    together at most twice every head's tensors (one head plus as much again in optimizer slots
+    or buffers). Without a config, both limits are ``MAX_PARAMS`` (``TRIBERT_MAX_PARAMS``).
+    A 10 KB file declaring a multi-GB dataset is refused by name instead of exhausting memory.
+    """
+
+    #: numpy dtype kinds a weight may have: float, signed / unsigned int, bool (no object, string, compound).
+    KINDS = "fiub"
+
+    def __init__(self, config: BertConfig | None, path: object) -> None:
+        self.path = path
+        if config is None:
+            self.largest_shape, self.largest, self.total = None, limit("MAX_PARAMS"), limit("MAX_PARAMS")
+        else:
+            shapes: dict[str, tuple[int, ...]] = {}
+            for head in HEADS:
+                shapes |= canonical_shapes(config, head)
+            self.largest_shape = max(shapes.values(), key=math.prod)
+            self.largest = math.prod(self.largest_shape)
+            self.total = 2 * sum(math.prod(s) for s in shapes.values())
+        self.used = 0
+
+    def admit(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        """Count tensor ``name`` of the declared ``shape`` and ``dtype``, or refuse it by name.
+
+        Raises:
+            CheckpointError: a dtype that is not a plain number, a tensor larger than the model's
+                largest, or more elements in all than the model could hold (file, name, shapes).
+        """
+        if dtype.kind not in self.KINDS and dtype.name != "bfloat16" or dtype.names is not None:
+            raise CheckpointError(f"{self.path}: {name!r} has dtype {dtype}, not a numeric weight dtype")
+        if not all(isinstance(d, (int, np.integer)) and d >= 0 for d in shape):
+            raise CheckpointError(f"{self.path}: {name!r} declares the invalid shape {shape}")
+        count = math.prod(int(d) for d in shape)
+        if count > self.largest:
+            largest = f"the model's largest tensor {self.largest_shape}" if self.largest_shape else "the limit"
+            raise CheckpointError(f"{self.path}: {name!r} declares shape {tuple(shape)} ({count:,} elements), larger "
+                                  f"than {largest} ({self.largest:,} elements); refused before reading it")
+        self.used += count
+        if self.used > self.total:
+            raise CheckpointError(f"{self.path}: its tensors declare more than {self.total:,} elements in all (at "
+                                  f"{name!r}), more than the model could hold; refused before reading them")

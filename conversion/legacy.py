@@ -17,8 +17,11 @@ from typing import Any, Mapping
 import numpy as np
 
 from bert_core._lazy import require
+from bert_core.config import BertConfig
 from bert_core.errors import CheckpointError
 
+from .layout import TensorBudget
+from .msgpack_tree import restore_tree
 from .rules import LEGACY_TF_REWRITES, LEGACY_TF_SKIP, from_framework, from_framework_key
 
 __all__ = [
@@ -82,10 +85,50 @@ def _legacy_tf_to_canonical(names_and_values, source: str, path: Path) -> dict[s
     return out
 
 
-def read_tf_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a `transformers` 4.x ``tf_model.h5`` into canonical tensors (needs h5py)."""
+def _h5_node(h5py, root: Any, base: Any, name: str, path: Path, kind: type) -> Any:
+    """Object ``name`` under ``base``, reached through hard links only (a soft or external link is refused)."""
+    node = root if name.startswith("/") else base
+    for part in (p for p in name.split("/") if p):
+        link = node.get(part, getlink=True) if isinstance(node, h5py.Group) else None
+        if link is None:
+            raise CheckpointError(f"{path}: {name!r} is listed in the weight names but not in the file")
+        if not isinstance(link, h5py.HardLink):
+            raise CheckpointError(f"{path}: {name!r} goes through a {type(link).__name__} ({part!r}); "
+                                  f"only datasets stored in the file itself are read")
+        node = node[part]
+    if not isinstance(node, kind):
+        raise CheckpointError(f"{path}: {name!r} is a {type(node).__name__}, not a {kind.__name__}")
+    return node
+
+
+def _h5_text(value: Any, path: Path) -> str:
+    try:
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{path}: a layer or weight name is not UTF-8 text ({value[:40]!r})") from None
+
+
+def _h5_dataset(h5py, dataset: Any, name: str, path: Path, budget: TensorBudget) -> None:
+    """Refuse, before reading it, a dataset that is not a plain numeric array stored in the file."""
+    dtype = dataset.dtype
+    if h5py.check_vlen_dtype(dtype) or h5py.check_enum_dtype(dtype) or h5py.check_string_dtype(dtype):
+        raise CheckpointError(f"{path}: dataset {name!r} has dtype {dtype} (variable-length, enum or string)")
+    if dataset.external or dataset.is_virtual:
+        raise CheckpointError(f"{path}: dataset {name!r} keeps its data outside the file (external or virtual)")
+    if dataset.shape is None:
+        raise CheckpointError(f"{path}: dataset {name!r} has no shape (an empty dataspace)")
+    budget.admit(name, dataset.shape, dtype)
+
+
+def read_tf_h5(path: str | os.PathLike, config: BertConfig | None = None) -> dict[str, np.ndarray]:
+    """Read a `transformers` 4.x ``tf_model.h5`` into canonical tensors (needs h5py).
+
+    Every dataset's link, dtype, storage and declared shape is checked (against ``config``'s
+    tensors, :class:`~conversion.layout.TensorBudget`) before any is read.
+    """
     path = Path(path)
     h5py = require("h5py")
+    budget = TensorBudget(config, path)
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
@@ -93,46 +136,61 @@ def read_tf_h5(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with handle:
         if "layer_names" not in handle.attrs:
             raise CheckpointError(f"{path} is not a Keras weights file (no 'layer_names' attribute)")
-        entries = []
-        for layer in handle.attrs["layer_names"]:
-            layer = layer.decode() if isinstance(layer, bytes) else str(layer)
-            group = handle[layer]
-            for weight in group.attrs.get("weight_names", []):
-                weight = weight.decode() if isinstance(weight, bytes) else str(weight)
-                entries.append((weight, group[weight][()]))
+        planned = []
+        for layer in np.atleast_1d(handle.attrs["layer_names"]):
+            group = _h5_node(h5py, handle, handle, _h5_text(layer, path), path, h5py.Group)
+            for weight in np.atleast_1d(group.attrs.get("weight_names", [])):
+                weight = _h5_text(weight, path)
+                dataset = _h5_node(h5py, handle, group, weight, path, h5py.Dataset)
+                _h5_dataset(h5py, dataset, weight, path, budget)
+                planned.append((weight, dataset))
+        entries = [(weight, dataset[()]) for weight, dataset in planned]
     return _legacy_tf_to_canonical(entries, "tf_h5", path)
 
 
-def read_google_tf1(prefix: str | os.PathLike) -> dict[str, np.ndarray]:
+def read_google_tf1(prefix: str | os.PathLike, config: BertConfig | None = None) -> dict[str, np.ndarray]:
     """Read an original Google TF1 checkpoint (``bert_model.ckpt`` prefix) into canonical tensors.
 
-    Optimizer slots (``adam_m``/``adam_v``) and ``global_step`` are skipped.
+    Optimizer slots (``adam_m``/``adam_v``) and ``global_step`` are skipped; every other
+    variable's declared shape and dtype is checked against ``config`` before any is read.
     """
     tf = require("tensorflow")
     prefix = Path(prefix)
+    budget = TensorBudget(config, prefix)
     try:
         reader = tf.train.load_checkpoint(str(prefix))
+        shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
     except Exception as exc:  # noqa: BLE001 - TF raises its own error types
         raise CheckpointError(f"cannot read TF checkpoint {prefix}: {str(exc).splitlines()[0]}") from None
-    names = sorted(reader.get_variable_to_shape_map())
+    names = sorted(n for n in shapes if not LEGACY_TF_SKIP.search(n))
+    for name in names:
+        if not (dtypes[name].is_floating or dtypes[name].is_integer or dtypes[name].is_bool):
+            raise CheckpointError(f"{prefix}: variable {name!r} has dtype {dtypes[name].name}, not a numeric weight")
+        budget.admit(name, tuple(shapes[name]), np.dtype(dtypes[name].as_numpy_dtype))
     return _legacy_tf_to_canonical(((n, reader.get_tensor(n)) for n in names), "google_tf1", prefix)
 
 
-def read_flax_msgpack(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a ``flax_model.msgpack`` (`transformers` 4.x or tribert) into canonical tensors."""
+def read_flax_msgpack(path: str | os.PathLike, config: BertConfig | None = None) -> dict[str, np.ndarray]:
+    """Read a ``flax_model.msgpack`` (`transformers` 4.x or tribert) into canonical tensors.
+
+    The file is flax.serialization's format, read by :mod:`conversion.msgpack_tree`: arrays are
+    checked (dtype, shape against the bytes present and against ``config``) as they are decoded,
+    and any other msgpack extension type is refused.
+    """
     path = Path(path)
-    serialization = require("flax.serialization")
     try:
-        tree = serialization.msgpack_restore(path.read_bytes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file not found: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - msgpack raises several types
-        raise CheckpointError(f"{path} is not a valid Flax msgpack file: {exc}") from None
-    if not isinstance(tree, Mapping):
-        raise CheckpointError(f"{path} does not hold a parameter tree")
-    if set(tree) == {"params"}:
+    tree = restore_tree(data, path)
+    if set(tree) == {"params"} and isinstance(tree["params"], Mapping):
         tree = tree["params"]
-    flat = {k: np.asarray(v) for k, v in flatten_tree(tree).items()}
+    flat = flatten_tree(tree)
+    budget = TensorBudget(config, path)
+    for name, value in flat.items():
+        if not isinstance(value, np.ndarray):
+            raise CheckpointError(f"{path}: {name!r} is a {type(value).__name__}, not an array")
+        budget.admit(name, value.shape, value.dtype)
     try:
         return from_framework(flat, "flax")
     except CheckpointError as exc:

@@ -6,8 +6,9 @@ that copied whole views would peak at two copies (the mapped file plus the
 framework's own); :func:`read_blocks` hands a tensor out in row blocks and
 drops each block's pages from the process once the loader has copied it, so
 loading peaks at the framework's one copy plus one block. The header is
-validated before any tensor is touched, and every error names the file and
-the tensor. Writing goes to a temp file that is renamed into place,
+validated before any tensor is touched, field by field and then by the
+`safetensors` library itself (``conversion.file_checks``), and every error
+names the file and the tensor. Writing goes to a temp file that is renamed into place,
 so a failure never leaves half a checkpoint.
 """
 
@@ -24,6 +25,8 @@ import numpy as np
 
 from bert_core.errors import CheckpointError
 
+from .file_checks import MAX_HEADER, confined_shard, library_check, parse_header, read_index
+
 __all__ = [
     "SAFE_WEIGHTS_NAME",
     "SAFE_WEIGHTS_INDEX_NAME",
@@ -38,7 +41,6 @@ __all__ = [
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-_MAX_HEADER = 100 * 1024 * 1024
 BLOCK_BYTES = 16 * 1024 * 1024  # per read_blocks block: small next to a weight matrix, large enough to stream
 _PAGE = mmap.PAGESIZE
 
@@ -53,6 +55,9 @@ def _dtypes() -> dict[str, np.dtype]:
         "I16": np.dtype("<i2"),
         "I8": np.dtype("i1"),
         "U8": np.dtype("u1"),
+        "U16": np.dtype("<u2"),
+        "U32": np.dtype("<u4"),
+        "U64": np.dtype("<u8"),
         "BOOL": np.dtype("?"),
     }
     try:  # bfloat16 has no numpy dtype of its own; ml_dtypes provides it.
@@ -82,40 +87,26 @@ class SafetensorsFile(Mapping[str, np.ndarray]):
             handle = open(self.path, "rb")
         except FileNotFoundError:
             raise CheckpointError(f"checkpoint file not found: {self.path}") from None
+        except OSError as exc:
+            raise CheckpointError(f"cannot open checkpoint file {self.path}: {exc.strerror or exc}") from None
         with handle:
             size = os.fstat(handle.fileno()).st_size
             if size < 8:
                 raise CheckpointError(f"{self.path} is not a safetensors file (only {size} bytes)")
             (header_len,) = struct.unpack("<Q", handle.read(8))
-            if header_len > min(_MAX_HEADER, size - 8):
+            if header_len > min(MAX_HEADER, size - 8):
                 hint = " (it looks like a pickle: load .bin files as pytorch_model.bin)" if _looks_pickled(self.path) else ""
+                limit = f"the file size {size}" if header_len > size - 8 else f"the format's limit of {MAX_HEADER}"
                 raise CheckpointError(f"{self.path} is not a valid safetensors file: header length {header_len} "
-                                      f"exceeds the file size {size}{hint}")
+                                      f"exceeds {limit}{hint}")
             raw = handle.read(header_len)
-            try:
-                header = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise CheckpointError(f"{self.path} is not a valid safetensors file: its header is not JSON") from None
+            self._data_start = 8 + header_len
+            self.metadata, entries = parse_header(self.path, raw, size - self._data_start, _DTYPES)
+            library_check(self.path, set(entries))
             self._mmap = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size > 0 else None
-        self.metadata: dict[str, str] = header.pop("__metadata__", None) or {}
-        self._data_start = 8 + header_len
-        self._entries: dict[str, tuple[np.dtype, tuple[int, ...], int, int]] = {}
-        data_size = size - self._data_start
-        for name, info in header.items():
-            try:
-                dtype = _DTYPES[info["dtype"]]
-                shape = tuple(int(d) for d in info["shape"])
-                begin, end = (int(x) for x in info["data_offsets"])
-            except (KeyError, TypeError, ValueError):
-                raise CheckpointError(f"{self.path}: tensor {name!r} has a malformed header entry {info!r}") from None
-            expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            if end - begin != expected or begin < 0:
-                raise CheckpointError(f"{self.path}: tensor {name!r} of shape {shape} and dtype {info['dtype']} "
-                                      f"needs {expected} bytes but its offsets span {end - begin}")
-            if end > data_size:
-                raise CheckpointError(f"{self.path} is truncated: tensor {name!r} ends at byte {end} "
-                                      f"but the data section holds {data_size}")
-            self._entries[name] = (dtype, shape, begin, end)
+        self._entries: dict[str, tuple[np.dtype, tuple[int, ...], int, int]] = {
+            name: (e.dtype, e.shape, e.begin, e.end) for name, e in entries.items()
+        }
 
     def __getitem__(self, name: str) -> np.ndarray:
         try:
@@ -183,15 +174,14 @@ class ShardedCheckpoint(Mapping[str, np.ndarray]):
 
     def __init__(self, index_path: str | os.PathLike) -> None:
         self.path = Path(index_path)
-        try:
-            index = json.loads(self.path.read_text(encoding="utf-8"))
-            weight_map: dict[str, str] = index["weight_map"]
-        except FileNotFoundError:
-            raise CheckpointError(f"checkpoint index not found: {self.path}") from None
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise CheckpointError(f"{self.path} is not a valid safetensors index (needs a 'weight_map' object)") from None
-        self.metadata = index.get("metadata", {})
-        self._shards = {name: SafetensorsFile(self.path.parent / name) for name in sorted(set(weight_map.values()))}
+        weight_map, self.metadata = read_index(self.path)
+        self._shards: dict[str, SafetensorsFile] = {}
+        for key, shard in sorted(weight_map.items(), key=lambda item: item[1]):
+            if shard not in self._shards:
+                path = confined_shard(self.path, shard, key)
+                if not path.is_file():
+                    raise CheckpointError(f"{self.path}: shard {shard!r} (holding key {key!r}) is missing")
+                self._shards[shard] = SafetensorsFile(path)
         self._where: dict[str, SafetensorsFile] = {}
         for key, shard in weight_map.items():
             if key not in self._shards[shard]:

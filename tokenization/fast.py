@@ -16,7 +16,7 @@ from bert_core.errors import TokenizerError
 from .base import SPECIAL_TOKEN_NAMES, BertTokenizerBase
 from .batch_encoding import BatchEncoding
 from .files import TOKENIZER_FILE
-from .vocab import load_vocab
+from .vocab import check_file_size, load_vocab
 
 __all__ = ["BertTokenizerFast"]
 
@@ -63,6 +63,7 @@ class BertTokenizerFast(BertTokenizerBase):
         if tokenizer_object is not None:
             engine = tokenizer_object
         elif tokenizer_file is not None:
+            check_file_size(tokenizer_file)
             try:
                 engine = Tokenizer.from_file(os.fspath(tokenizer_file))
             except FileNotFoundError:
@@ -76,7 +77,7 @@ class BertTokenizerFast(BertTokenizerBase):
                 strip_accents = normalizer.get("strip_accents", strip_accents)
         elif vocab_file is not None:
             engine = _build_engine(
-                load_vocab(vocab_file), str(kwargs.get("unk_token", "[UNK]")), do_lower_case,
+                load_vocab(vocab_file, special_tokens=kwargs), str(kwargs.get("unk_token", "[UNK]")), do_lower_case,
                 tokenize_chinese_chars, strip_accents, max_input_chars_per_word,
             )  # fmt: skip
         else:

@@ -49,7 +49,7 @@ class BertTokenizer(BertTokenizerBase):
         if vocab is None:
             if vocab_file is None:
                 raise TokenizerError("BertTokenizer needs vocab_file (a vocab.txt path) or vocab (a token -> id dict)")
-            vocab = load_vocab(vocab_file)
+            vocab = load_vocab(vocab_file, special_tokens=kwargs)
         super().__init__(do_lower_case=do_lower_case, tokenize_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents, **kwargs)
         self.vocab = dict(vocab)
         self.ids_to_tokens = {index: token for token, index in self.vocab.items()}

@@ -4,22 +4,49 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from bert_core.errors import TokenizerError
 from bert_core._io import atomic_write_text
+from bert_core.limits import limit
 
-__all__ = ["VOCAB_NAME", "load_vocab", "save_vocab"]
+__all__ = ["VOCAB_NAME", "REQUIRED_SPECIAL_TOKENS", "check_file_size", "load_vocab", "save_vocab"]
 
 VOCAB_NAME = "vocab.txt"
 
 
-def load_vocab(path: str | os.PathLike) -> dict[str, int]:
-    """Read ``vocab.txt`` into an ordered token -> id dict.
+#: Special tokens every encode uses, with the defaults `transformers` gives them; a vocab.txt must hold each.
+REQUIRED_SPECIAL_TOKENS = {"unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]"}
+
+
+def check_file_size(path: str | os.PathLike) -> None:
+    """Refuse a tokenizer file above ``MAX_VOCAB_BYTES`` before reading it.
 
     Raises:
-        TokenizerError: the file is missing, not UTF-8, or empty.
+        TokenizerError: naming the file, its size and ``TRIBERT_MAX_VOCAB_BYTES``.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return  # the reader reports a missing file itself
+    if size > limit("MAX_VOCAB_BYTES"):
+        raise TokenizerError(f"tokenizer file {os.fspath(path)} is {size:,} bytes, above the limit of "
+                             f"{limit('MAX_VOCAB_BYTES'):,}; set TRIBERT_MAX_VOCAB_BYTES to raise it")
+
+
+def load_vocab(path: str | os.PathLike, special_tokens: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """Read ``vocab.txt`` into an ordered token -> id dict.
+
+    Args:
+        special_tokens: the tokenizer's settings (``unk_token=...``); each of
+            :data:`REQUIRED_SPECIAL_TOKENS` (or its default) must be in the file.
+
+    Raises:
+        TokenizerError: the file is missing, too large, not UTF-8 text (NUL bytes: a binary file),
+            empty, repeats a token (naming it and both lines) or lacks a required special token.
     """
     path = os.fspath(path)
+    check_file_size(path)
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().split("\n")
@@ -33,8 +60,18 @@ def load_vocab(path: str | os.PathLike) -> dict[str, int]:
         raise TokenizerError(f"vocabulary file {path} is empty")
     vocab: dict[str, int] = {}
     for index, token in enumerate(lines):
-        # Like transformers, a repeated token keeps its last line number.
-        vocab[token.rstrip("\n")] = index
+        if "\x00" in token:
+            raise TokenizerError(f"vocabulary file {path} holds NUL bytes at line {index + 1}: a binary file, "
+                                 f"not a vocab.txt")
+        if token in vocab:
+            # transformers keeps the last line; the earlier id then maps to no token and ids leave gaps.
+            raise TokenizerError(f"vocabulary file {path} repeats the token {token!r} (lines {vocab[token] + 1} "
+                                 f"and {index + 1}); each line must hold a distinct token")
+        vocab[token] = index
+    for role, default in REQUIRED_SPECIAL_TOKENS.items():
+        token = (special_tokens or {}).get(role) or default
+        if str(token) not in vocab:
+            raise TokenizerError(f"vocabulary file {path} lacks the {role} {str(token)!r}, which encoding uses")
     return vocab
 
 
