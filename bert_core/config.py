@@ -16,6 +16,7 @@ from typing import Any
 
 from ._io import atomic_write_text
 from .errors import ConfigError
+from .hub import PushToHubMixin
 
 __all__ = ["BertConfig", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES"]
 
@@ -85,7 +86,7 @@ _PROBABILITIES = ("hidden_dropout_prob", "attention_probs_dropout_prob", "classi
 _DROPPED_ON_READ = ("model_type", "transformers_version")
 
 
-class BertConfig:
+class BertConfig(PushToHubMixin):
     """Hyper-parameters of a BERT model; the same object drives all three backends.
 
     Args:

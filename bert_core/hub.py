@@ -101,8 +101,8 @@ def resolve_file(
 class PushToHubMixin:
     """``push_to_hub`` for any class with ``save_pretrained(directory, **kwargs)``, as in transformers 4.x.
 
-    Added to the models' ``BertPreTrainedModel`` in each backend and to the
-    tokenizers' ``BertTokenizerBase``; the upload is exactly what
+    Added to the models' ``BertPreTrainedModel`` in each backend, to the
+    tokenizers' ``BertTokenizerBase`` and to ``BertConfig``; the upload is exactly what
     ``save_pretrained`` writes (canonical ``config.json`` + safetensors for a
     model, the tokenizer files for a tokenizer), so the repo loads with
     ``from_pretrained`` in every backend and in ``transformers``.
@@ -127,7 +127,7 @@ class PushToHubMixin:
         Args:
             repo_id: ``"user/name"`` or ``"name"`` (the token's namespace).
             use_temp_dir: accepted for transformers compatibility; a temporary folder is always used.
-            commit_message: defaults to ``"Upload model"`` / ``"Upload tokenizer"``.
+            commit_message: defaults to ``"Upload model"`` / ``"Upload tokenizer"`` / ``"Upload config"``.
             private: visibility of a newly created repo (an existing repo keeps its own).
             token: hub token; defaults to the one ``hf auth login`` saved.
             max_shard_size: shard the weights above this size (models only).
@@ -155,8 +155,9 @@ class PushToHubMixin:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         if max_shard_size is not None:
             save_kwargs["max_shard_size"] = max_shard_size
-        if commit_message is None:
-            commit_message = "Upload tokenizer" if "Tokenizer" in type(self).__name__ else "Upload model"
+        if commit_message is None:  # transformers' defaults
+            name = type(self).__name__
+            commit_message = "Upload tokenizer" if "Tokenizer" in name else "Upload config" if "Config" in name else "Upload model"
         with tempfile.TemporaryDirectory(prefix="tribert-push-") as folder:
             self.save_pretrained(folder, **save_kwargs)
             # One commit of every file, as transformers does (create_commit, not upload_folder, whose

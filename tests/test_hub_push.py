@@ -133,3 +133,12 @@ def test_pushed_tokenizer_reloads_to_the_same_encoding(hub, tmp_path, name):
     text = ["Hello worlds <new> tribert", "unknown words"]
     assert reloaded(text)["input_ids"] == tokenizer(text)["input_ids"]
     assert reloaded.convert_ids_to_tokens(reloaded("<new>")["input_ids"]) == ["[CLS]", "<new>", "[SEP]"]
+
+
+def test_pushed_config_reloads_equal(hub):
+    config = BertConfig(**tiny_config_dict(num_labels=5))
+    config.push_to_hub("tester/config-only", token=TOKEN)
+    (commit,) = [r for r in hub.requests if "/commit/" in r.path]
+    assert commit.body[0]["value"]["summary"] == "Upload config"
+    assert [line["value"]["path"] for line in commit.body[1:]] == ["config.json"]
+    assert BertConfig.from_pretrained(hub.folder("tester/config-only")).to_dict() == config.to_dict()
