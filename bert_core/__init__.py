@@ -21,7 +21,6 @@ FlaxBertForPreTrainingOutput = BertForPreTrainingOutput  # noqa: F405
 
 __all__ = [
     "__version__",
-    "logging",
     "BertConfig",
     "ACTIVATIONS",
     "POSITION_EMBEDDING_TYPES",
