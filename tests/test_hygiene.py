@@ -176,3 +176,10 @@ def test_quiet_keeps_errors(tmp_path):
     result = run_cli("-q", "parity", str(tmp_path / "missing"), "--frameworks", "torch")
     assert result.returncode == 1
     assert result.stderr.startswith("tribert parity: error: ") and "missing" in result.stderr
+
+
+def test_a_verbosity_the_user_set_wins_without_flags(tiny_checkpoint, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "warning")  # the command's subprocess inherits it
+    result = run_cli("parity", str(tiny_checkpoint), "--frameworks", "torch", "--heads", "base")
+    assert result.returncode == 0 and "[transformers]" in result.stderr  # transformers' advice, as asked
+    assert "Loading weights" not in result.stderr  # the bars stay off: nobody asked for them
