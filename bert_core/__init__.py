@@ -1,7 +1,11 @@
 """Framework-neutral core of tribert: config, outputs, head registry, hub resolution.
 
-Imports no deep-learning framework.
+Imports no deep-learning framework. ``bert_core.logging`` is the library's one
+logging switch; ``__version__`` is the distribution's (bert_core/_version.py).
 """
+
+from . import logging  # configures the package loggers (level from TRIBERT_VERBOSITY) before anything logs
+from ._version import __version__
 
 from .config import ACTIVATIONS, POSITION_EMBEDDING_TYPES, BertConfig
 from .errors import CheckpointError, ConfigError, InputError, MissingBackendError, TokenizerError, TriBertError
@@ -16,6 +20,7 @@ TFBertForPreTrainingOutput = BertForPreTrainingOutput  # noqa: F405
 FlaxBertForPreTrainingOutput = BertForPreTrainingOutput  # noqa: F405
 
 __all__ = [
+    "__version__",
     "BertConfig",
     "ACTIVATIONS",
     "POSITION_EMBEDDING_TYPES",

@@ -17,6 +17,7 @@ from typing import Any
 
 from ._io import atomic_write_text
 from .errors import ConfigError
+from .hub import PushToHubMixin
 from .limits import check_parameters, limit
 
 __all__ = ["BertConfig", "ACTIVATIONS", "POSITION_EMBEDDING_TYPES", "PROBLEM_TYPES"]
@@ -123,7 +124,7 @@ def _label_map(value: Any, name: str, key_type: type, value_type: type) -> dict:
 _DROPPED_ON_READ = ("model_type", "transformers_version")
 
 
-class BertConfig:
+class BertConfig(PushToHubMixin):
     """Hyper-parameters of a BERT model; the same object drives all three backends.
 
     Args:

@@ -3,16 +3,21 @@
 Hub ids go through ``huggingface_hub``, which honours ``HF_HUB_OFFLINE``, the
 standard cache (``HF_HOME`` / ``HF_HUB_CACHE`` / ``cache_dir``), ``revision`` and
 ``token``. Nothing here downloads unless asked for a hub id that is not cached.
+
+:class:`PushToHubMixin` is the way back up: ``push_to_hub`` on every model and
+tokenizer base class uploads what its ``save_pretrained`` writes.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import TriBertError
 
-__all__ = ["resolve_file", "is_local", "HubError"]
+__all__ = ["resolve_file", "is_local", "HubError", "PushToHubMixin"]
 
 
 class HubError(TriBertError, OSError):
@@ -91,3 +96,75 @@ def resolve_file(
         raise HubError(f"{repo_id!r} is neither an existing directory nor a valid hub repo id ({exc})") from None
     except OSError as exc:
         raise HubError(f"could not fetch {filename} from {repo_id!r}: {exc}") from None
+
+
+class PushToHubMixin:
+    """``push_to_hub`` for any class with ``save_pretrained(directory, **kwargs)``, as in transformers 4.x.
+
+    Added to the models' ``BertPreTrainedModel`` in each backend, to the
+    tokenizers' ``BertTokenizerBase`` and to ``BertConfig``; the upload is exactly what
+    ``save_pretrained`` writes (canonical ``config.json`` + safetensors for a
+    model, the tokenizer files for a tokenizer), so the repo loads with
+    ``from_pretrained`` in every backend and in ``transformers``.
+    """
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        use_temp_dir: bool | None = None,
+        commit_message: str | None = None,
+        private: bool | None = None,
+        token: str | bool | None = None,
+        max_shard_size: int | str | None = None,
+        create_pr: bool = False,
+        safe_serialization: bool = True,
+        revision: str | None = None,
+        commit_description: str | None = None,
+        **save_kwargs: Any,
+    ):
+        """Save into a temporary folder and upload it to the hub repo ``repo_id`` (created if needed).
+
+        Args:
+            repo_id: ``"user/name"`` or ``"name"`` (the token's namespace).
+            use_temp_dir: accepted for transformers compatibility; a temporary folder is always used.
+            commit_message: defaults to ``"Upload model"`` / ``"Upload tokenizer"`` / ``"Upload config"``.
+            private: visibility of a newly created repo (an existing repo keeps its own).
+            token: hub token; defaults to the one ``hf auth login`` saved.
+            max_shard_size: shard the weights above this size (models only).
+            create_pr: open a pull request instead of committing to the branch.
+            safe_serialization: must be true: tribert writes safetensors only.
+            revision: branch to commit to (created from main if it does not exist); with
+                ``create_pr``, the branch the pull request targets.
+            commit_description: the commit's (or pull request's) description.
+            **save_kwargs: passed on to ``save_pretrained``.
+
+        Returns:
+            huggingface_hub's ``CommitInfo`` (``commit_url``, ``oid``, ``pr_url``).
+
+        Raises:
+            ValueError: ``safe_serialization=False``.
+            huggingface_hub.errors.HfHubHTTPError: the hub refused (no token, no write access, ...).
+        """
+        if not safe_serialization:
+            raise ValueError("push_to_hub(safe_serialization=False): tribert saves safetensors only")
+        from huggingface_hub import CommitOperationAdd, HfApi
+
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if revision is not None and not revision.startswith("refs/pr"):
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        if max_shard_size is not None:
+            save_kwargs["max_shard_size"] = max_shard_size
+        if commit_message is None:  # transformers' defaults
+            name = type(self).__name__
+            commit_message = "Upload tokenizer" if "Tokenizer" in name else "Upload config" if "Config" in name else "Upload model"
+        with tempfile.TemporaryDirectory(prefix="tribert-push-") as folder:
+            self.save_pretrained(folder, **save_kwargs)
+            # One commit of every file, as transformers does (create_commit, not upload_folder, whose
+            # streamed multi-commit path may split it and refuses a pull request against a branch).
+            files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
+            operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
+                          for p in files]  # fmt: skip
+            return api.create_commit(repo_id, operations, commit_message=commit_message,
+                                     commit_description=commit_description, revision=revision,
+                                     create_pr=create_pr)  # fmt: skip

@@ -8,6 +8,8 @@ canonical checkpoint. Every class is also exported without the ``Flax`` prefix
 jax, flax and optax only (never torch or tensorflow).
 """
 
+from bert_core._version import __version__  # noqa: F401  (one version for every package)
+
 from bert_core._lazy import require as _require
 
 _require("jax")

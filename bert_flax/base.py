@@ -24,6 +24,7 @@ from flax.core import unfreeze
 from bert_core.config import BertConfig
 from bert_core.errors import CheckpointError, ConfigError
 from bert_core.heads import FLAG_ARGS, HEADS, Head
+from bert_core.hub import PushToHubMixin
 from bert_core.inputs import validate_inputs
 
 from . import loading
@@ -69,7 +70,7 @@ def _call_signature(head: Head) -> inspect.Signature:
     return inspect.Signature(params)
 
 
-class FlaxBertPreTrainedModel:
+class FlaxBertPreTrainedModel(PushToHubMixin):
     """Base of the wrappers: holds ``module``, ``params``, ``config`` and ``dtype``.
 
     Args:

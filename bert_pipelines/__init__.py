@@ -6,6 +6,8 @@ text-classification, token-classification, question-answering.
 
 from __future__ import annotations
 
+from bert_core._version import __version__  # noqa: F401  (one version for every package)
+
 import os
 from typing import Any
 

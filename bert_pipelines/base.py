@@ -23,6 +23,7 @@ import numpy as np
 
 from bert_core.errors import TriBertError
 from bert_core.inputs import max_sequence_length, validate_inputs
+from bert_core.logging import is_progress_bar_enabled
 from bert_core.packing import pack_sequences, plan_packing
 
 __all__ = ["Feature", "Pipeline", "Task", "PipelineError", "bucket_length", "bucket_rows", "softmax", "PACK_ROW_LENGTH"]
@@ -161,7 +162,8 @@ class Pipeline:
         return self.task.combine([self.task.postprocess(item, group, params) for item, group in zip(items, grouped)], batched)
 
     def _progress(self, batches: list[Any], count: int, progress: bool | None) -> Any:
-        if not (progress if progress is not None else count > 256):
+        # By default a bar over long inputs, unless bert_core.logging.disable_progress_bar() was called.
+        if not (progress if progress is not None else count > 256 and is_progress_bar_enabled()):
             return batches
         from tqdm.auto import tqdm
 

@@ -6,6 +6,8 @@ Auto classes, loading / saving the canonical checkpoint, an in-graph
 package imports TensorFlow and Keras only (never torch or jax).
 """
 
+from bert_core._version import __version__  # noqa: F401  (one version for every package)
+
 import os as _os
 import sys as _sys
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
 from bert_core.inputs import validate_inputs
+from bert_core.hub import PushToHubMixin
 from bert_core.outputs import ModelOutput
 from conversion.rules import TIED_KEYS, from_framework_key
 
@@ -110,7 +111,7 @@ def dense_gradients(gradients):
     return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
 
 
-class TFBertPreTrainedModel(keras.Model):
+class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
     """Base of the public models: holds the config, builds every weight at construction.
 
     Subclasses define ``build`` (creating all weights from the config), ``call`` and,

@@ -5,6 +5,8 @@ state dict loads without renaming. Importing this package imports torch only
 (never tensorflow or jax).
 """
 
+from bert_core._version import __version__  # noqa: F401  (one version for every package)
+
 from bert_core._lazy import require as _require
 
 _require("torch")

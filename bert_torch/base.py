@@ -17,6 +17,7 @@ from torch import nn
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
 from bert_core.heads import HEADS, Head
+from bert_core.hub import PushToHubMixin
 
 from .attention import ATTN_IMPLEMENTATIONS, BertSelfAttention
 from .heads import BertLMPredictionHead
@@ -42,7 +43,7 @@ def init_parameter(module: nn.Module, leaf: str, config: BertConfig) -> None:
             param[module.padding_idx].zero_()
 
 
-class BertPreTrainedModel(nn.Module):
+class BertPreTrainedModel(PushToHubMixin, nn.Module):
     """Base of the public models: config, initialisation, weight tying, embeddings, I/O.
 
     Subclasses build their modules in ``__init__(config)`` and call

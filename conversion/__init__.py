@@ -4,6 +4,8 @@ Importing this package imports no deep-learning framework; readers and writers
 of framework-specific formats import theirs lazily.
 """
 
+from bert_core._version import __version__  # noqa: F401  (one version for every package)
+
 from .matching import LoadReport, match_state, normalize_key
 from .rules import (
     BASE_MODEL_PREFIX,

@@ -6,6 +6,8 @@ and return a :class:`BatchEncoding`; ``return_tensors="pt"|"tf"|"jax"``
 imports that framework only when asked.
 """
 
+from bert_core._version import __version__  # noqa: F401  (one version for every package)
+
 from .auto import AutoTokenizer
 from .base import BertTokenizerBase
 from .basic import BasicTokenizer, WordpieceTokenizer

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bert_core.errors import TokenizerError
+from bert_core.hub import PushToHubMixin
 
 from .batch_encoding import TENSOR_TYPES, BatchEncoding
 from .files import TokenizerFilesMixin
@@ -55,7 +56,7 @@ def _is_text(value: Any, split: bool) -> bool:
     return isinstance(value, str)
 
 
-class BertTokenizerBase(TokenizerFilesMixin):
+class BertTokenizerBase(TokenizerFilesMixin, PushToHubMixin):
     """Shared behaviour of the two BERT tokenizers; not instantiated directly."""
 
     model_input_names = ["input_ids", "token_type_ids", "attention_mask"]

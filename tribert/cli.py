@@ -7,6 +7,7 @@ Subcommands:
     parity    max |diff| per head and output between the frameworks and transformers.
 
 Errors print one line and exit non-zero; ``--verbose`` shows the traceback.
+Quiet by default: ``-v`` / ``-q`` set how loud tribert and the libraries it drives are (tribert.verbosity).
 This package is the top layer: the only one that imports every backend.
 """
 
@@ -20,6 +21,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
+from .verbosity import configure as configure_verbosity
 
 __all__ = ["main"]
 
@@ -118,7 +120,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tribert", description="One BERT, three frameworks.")
-    parser.add_argument("--verbose", action="store_true", help="show tracebacks on errors")
+    _verbosity_flags(parser, default=0)
     parser.add_argument("--version", action="version", version=f"tribert {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     env = sub.add_parser("env", help="print versions and devices of torch, tensorflow and jax")
@@ -167,13 +169,25 @@ def _parser() -> argparse.ArgumentParser:
     par.add_argument("--reference", default="transformers", choices=["transformers", "none"], help="also compare against transformers")
     par.add_argument("--json", action="store_true", help="every row as JSON")
     par.set_defaults(func=_cmd_parity)
+    for child in sub.choices.values():  # -v / -q also after the subcommand (`tribert parity DIR -v`)
+        _verbosity_flags(child, default=argparse.SUPPRESS)
     return parser
+
+
+def _verbosity_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=default,
+                        help="show transformers' / the hub's warnings and progress bars and tribert's info (-vv: debug); "
+                             "tracebacks on errors")  # fmt: skip
+    parser.add_argument("-q", "--quiet", action="store_true", default=default if default is argparse.SUPPRESS else False,
+                        help="errors only")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tribert`` console script; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # Quiet by default: the reference libraries' bars and advice are not the command's output.
+    configure_verbosity(args.verbose, args.quiet)
     try:
         return args.func(args)
     except (ValueError, OSError, ImportError) as exc:
