@@ -183,43 +183,30 @@ class SpecialTokensMixin:
 
 
 class AddedTokenSplitter:
-    """Splits text around added tokens for the pure-Python tokenizer, as transformers 4.x's slow tokenizer.
+    """Splits text around added tokens for the pure-Python tokenizer, as transformers' slow tokenizer.
 
     ``split(text)`` returns the pieces: added tokens on their own, the text in
     between with the whitespace an ``lstrip``/``rstrip`` token swallows
-    removed. With ``lowercase``, text outside special tokens is lower-cased
-    first (transformers does this so added tokens match case-insensitively).
+    removed. Matching is
+    case-sensitive, as in transformers 5.x's ``BertTokenizerLegacy`` (4.x
+    lower-cased the text first when ``do_lower_case``).
     """
 
-    def __init__(self, tokens: dict[str, AddedToken], specials: set[str], lowercase: bool):
+    def __init__(self, tokens: dict[str, AddedToken]):
         self.tokens = tokens
-        self.lowercase = lowercase
         ordered = sorted(tokens, key=len, reverse=True)  # longest match first
         self.pattern = re.compile("(" + "|".join(map(re.escape, ordered)) + ")") if ordered else None
-        protected = sorted(specials, key=len, reverse=True)
-        self.keep_case = re.compile("(" + "|".join(map(re.escape, protected)) + ")") if protected else None
-
-    def _lower(self, text: str) -> str:
-        if not self.lowercase:
-            return text
-        if self.keep_case is None:
-            return text.lower()
-        return "".join(p if i % 2 else p.lower() for i, p in enumerate(self.keep_case.split(text)))
 
     def split(self, text: str) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"tokenize expects a string, got {type(text).__name__}")
-        text = self._lower(text)
         if self.pattern is None:
             return [text]
         parts = self.pattern.split(text)  # even indices: text, odd indices: a matched token
         pieces, text_run = [], parts[0]
         for i in range(1, len(parts), 2):
             match, after = parts[i], parts[i + 1]
-            token = self.tokens[match]
-            if token.single_word and ((text_run and not text_run[-1].isspace()) or (after and not after[0].isspace())):
-                text_run += match + after  # inside a word: not a match
-                continue
+            token = self.tokens[match]  # single_word is not honoured here, as in transformers' slow tokenizer
             pieces += [text_run.rstrip() if token.lstrip else text_run, match]
             text_run = after.lstrip() if token.rstrip else after
         pieces.append(text_run)

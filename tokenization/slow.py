@@ -138,8 +138,7 @@ class BertTokenizer(BertTokenizerBase):
 
     def _special_tokens_changed(self) -> None:
         tokens = {t.content: t for t in self._added_decoder.values()}
-        specials = {t.content for t in self._added_decoder.values() if t.special}
-        self._splitter = AddedTokenSplitter(tokens, specials, self.do_lower_case and self.do_basic_tokenize) if tokens else None
+        self._splitter = AddedTokenSplitter(tokens) if tokens else None
         if hasattr(self, "wordpiece_tokenizer") and self.unk_token is not None:
             self.wordpiece_tokenizer.unk_token = self.unk_token
 
@@ -189,7 +188,7 @@ class BertTokenizer(BertTokenizerBase):
             # Special tokens in the text are split like any other text.
             specials = set(self.all_special_tokens)
             kept = {t: token for t, token in splitter.tokens.items() if t not in specials}
-            self._splitter = AddedTokenSplitter(kept, set(), splitter.lowercase) if kept else None
+            self._splitter = AddedTokenSplitter(kept) if kept else None
         try:
             encoded = [
                 self._prepare_row(self._row_ids(first, split), None if second is None else self._row_ids(second, split), opts)
