@@ -53,7 +53,7 @@ def test_alignment_takes_batch_index_first(vocab):
         for w in range(4):
             assert a.word_to_tokens(i, w, sequence_index=1) == b.word_to_tokens(i, w, sequence_index=1)
             assert a.word_to_chars(i, w, sequence_index=1) == b.word_to_chars(i, w, sequence_index=1)
-        assert a.words(i) == b.words(i) and a.sequence_ids(i) == b.sequence_ids(i) and a.tokens(i) == b.tokens(i)
+        assert a.words(i) == b.word_ids(i) and a.sequence_ids(i) == b.sequence_ids(i) and a.tokens(i) == b.tokens(i)
     single, single_ref = ours(CONTEXTS[0]), ref(CONTEXTS[0])
     assert single.char_to_token(5) == single_ref.char_to_token(5) and single.token_to_word(3) == single_ref.token_to_word(3)
     assert isinstance(single.token_to_chars(1), CharSpan) and isinstance(single.word_to_tokens(0), TokenSpan)
