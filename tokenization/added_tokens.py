@@ -68,7 +68,7 @@ class SpecialTokensMixin:
                 raise TokenizerError(f"{name} must be a str, an AddedToken or None, got {type(value).__name__}")
             self._special[name] = value
         elif name == "additional_special_tokens":
-            self._special[name] = list(dict.fromkeys(token_list(value, name)))
+            self._special[name] = None if value is None else list({str(t): t for t in token_list(value, name)}.values())
         elif name.endswith("_token_id") and name[: -len("_id")] in SPECIAL_TOKEN_NAMES:
             setattr(self, name[: -len("_id")], None if value is None else self.convert_ids_to_tokens(value))
         elif name == "additional_special_tokens_ids":
@@ -83,12 +83,12 @@ class SpecialTokensMixin:
             if name in SPECIAL_TOKEN_NAMES:
                 return None if special[name] is None else str(special[name])
             if name == "additional_special_tokens":
-                return [str(t) for t in special[name]]
+                return None if special[name] is None else [str(t) for t in special[name]]
             if name.endswith("_token_id") and name[: -len("_id")] in SPECIAL_TOKEN_NAMES:
                 token = special[name[: -len("_id")]]
                 return None if token is None else self.convert_tokens_to_ids(str(token))
             if name == "additional_special_tokens_ids":
-                return self.convert_tokens_to_ids([str(t) for t in special["additional_special_tokens"]])
+                return self.convert_tokens_to_ids([str(t) for t in special["additional_special_tokens"] or ()])
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     @property
@@ -152,7 +152,7 @@ class SpecialTokensMixin:
                 if not isinstance(value, (list, tuple)):
                     raise TokenizerError(f"additional_special_tokens must be a list or tuple, got {type(value).__name__}")
                 values = token_list(value, role)
-                current = [] if replace_additional_special_tokens else self._special[role]
+                current = [] if replace_additional_special_tokens else self._special[role] or []
                 fresh = [t for t in values if str(t) not in {str(c) for c in current}]
                 setattr(self, role, [*current, *fresh])
                 to_add.extend(values)

@@ -99,7 +99,11 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
         for name, side in (("padding_side", padding_side), ("truncation_side", truncation_side)):
             if side not in ("right", "left"):
                 raise TokenizerError(f"{name} must be 'right' or 'left', got {side!r}")
+        for key in kwargs:  # as transformers: a keyword named like a method would shadow it once saved and reloaded
+            if callable(getattr(type(self), key, None)):
+                raise AttributeError(f"{key} conflicts with the method {key} in {type(self).__name__}")
         self.init_kwargs = {**(init_kwargs or {}), **kwargs}
+        self.init_inputs = ()
         self.do_lower_case = do_lower_case
         self.tokenize_chinese_chars = tokenize_chinese_chars
         self.strip_accents = strip_accents
@@ -235,13 +239,17 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
         return self._encode(rows, batched, kwargs)
 
     def encode_plus(self, text: Any, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
-        """One sequence or pair (transformers 4.x); also a list of tokens or of ids, as there."""
+        """One sequence or pair (transformers 4.x); also a list of tokens or of ids, as there.
+
+        Raises:
+            TypeError: ``text`` is not a string, a list of words, tokens or ids.
+        """
         return self._encode(self._single_row(text, text_pair, kwargs.get("is_split_into_words", False)), False, kwargs)
 
     def batch_encode_plus(self, batch_text_or_text_pairs: Sequence[Any], **kwargs: Any) -> BatchEncoding:
         """A batch of sequences or ``(a, b)`` pairs (transformers 4.x); same options as ``__call__``."""
         if not isinstance(batch_text_or_text_pairs, (list, tuple)):
-            raise TokenizerError(f"batch_encode_plus expects a list of texts or pairs, got {type(batch_text_or_text_pairs).__name__}")
+            raise TypeError(f"batch_encode_plus expects a list of texts or pairs, got {type(batch_text_or_text_pairs).__name__}")
         rows, _ = self._rows(list(batch_text_or_text_pairs), None, kwargs.get("is_split_into_words", False), force_batch=True)
         return self._encode(rows, True, kwargs)
 
@@ -315,7 +323,7 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
                 continue
             ok = _is_text(value, split) or (isinstance(value, (list, tuple)) and all(isinstance(i, (int, str)) for i in value))
             if not ok:
-                raise TokenizerError(f"encode_plus: {name} must be a string, a list of tokens or a list of ids, got {type(value).__name__}")
+                raise TypeError(f"encode_plus: {name} must be a string, a list of tokens or a list of ids, got {type(value).__name__}")
         return [(text, text_pair)]
 
     def _rows(self, text: Any, text_pair: Any, split: bool, force_batch: bool = False) -> tuple[list[tuple[Any, Any]], bool]:
@@ -350,16 +358,20 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
 
     # -- decoding ---------------------------------------------------------------
 
-    def decode(self, token_ids: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> str:
-        """Text of ``token_ids`` (a list, an array, a tensor or one id)."""
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> str:
+        """Text of ``token_ids`` (a list, an array, a tensor or one id).
+
+        ``kwargs`` (transformers' ``spaces_between_special_tokens``, ...) are
+        accepted; BERT's WordPiece decoding always separates tokens by spaces.
+        """
         ids = _id_list(token_ids)
         text = self._ids_to_text(ids, skip_special_tokens)
         cleanup = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
         return clean_up_tokenization(text) if cleanup else text
 
-    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> list[str]:
+    def batch_decode(self, sequences: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> list[str]:
         """:meth:`decode` of each row of ``sequences``."""
-        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces) for s in _rows_of(sequences)]
+        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for s in _rows_of(sequences)]
 
     def _ids_to_text(self, ids: list[int], skip_special_tokens: bool) -> str:
         return self.convert_tokens_to_string(self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens))

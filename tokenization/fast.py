@@ -67,7 +67,6 @@ class BertTokenizerFast(BertTokenizerBase):
         **kwargs: Any,
     ):
         init_kwargs = init_arguments(locals())
-        init_kwargs.pop("tokenizer_object")
         if tokenizer_object is not None:
             engine = tokenizer_object
         elif tokenizer_file is not None:
@@ -97,6 +96,7 @@ class BertTokenizerFast(BertTokenizerBase):
         )  # fmt: skip
         self.do_basic_tokenize = do_basic_tokenize
         self.never_split = never_split
+        self.add_prefix_space = kwargs.get("add_prefix_space")  # stored as transformers does; BERT splits on whitespace anyway
         # tokenizer.json files often carry a fixed padding/truncation; each call sets its own.
         engine.no_padding()
         engine.no_truncation()
@@ -265,7 +265,22 @@ class BertTokenizerFast(BertTokenizerBase):
 
     @classmethod
     def _from_files(cls, files: dict[str, Path | None], settings: dict[str, Any]):
-        return cls(vocab_file=files.get("vocab_file"), tokenizer_file=files.get("tokenizer_file"), **settings)
+        settings = {"vocab_file": files.get("vocab_file"), "tokenizer_file": files.get("tokenizer_file"), **settings}
+        tokenizer = cls(**settings)
+        # As transformers: normaliser options from tokenizer_config.json or from_pretrained's keywords win over tokenizer.json.
+        wanted = {k: settings[k] for k in ("do_lower_case", "tokenize_chinese_chars", "strip_accents") if k in settings}
+        if any(getattr(tokenizer, k) != v for k, v in wanted.items()):
+            tokenizer._set_normalizer(**wanted)
+        return tokenizer
+
+    def _set_normalizer(self, **options: Any) -> None:
+        """Rebuild the BertNormalizer with changed ``do_lower_case`` / ``tokenize_chinese_chars`` / ``strip_accents``."""
+        for key, value in options.items():
+            setattr(self, key, value)
+            self.init_kwargs[key] = value
+        self._tokenizer.normalizer = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=self.tokenize_chinese_chars, strip_accents=self.strip_accents, lowercase=self.do_lower_case
+        )
 
     def _write_engine_files(self, directory: Path, prefix: str = "") -> list[str]:
         return [str(atomic_write_text(directory / (prefix + TOKENIZER_FILE), self._tokenizer.to_str(pretty=True)))]

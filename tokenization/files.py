@@ -119,13 +119,15 @@ class TokenizerFilesMixin:
         settings.setdefault("name_or_path", os.fspath(name_or_path))
         # Added tokens are restored in id order before the remaining additional
         # special tokens, so every token gets back the id it was saved with.
-        extra_specials = list(settings.pop("additional_special_tokens", None) or ())
+        extra_specials = settings.pop("additional_special_tokens", None)
+        for key in ("vocab_file", "tokenizer_file"):  # explicit file keywords win over the folder's files
+            if key in settings:
+                files[key] = settings.pop(key)
         tokenizer = cls._from_files(files, settings)
         for _, token, special in sorted(added, key=lambda item: item[0]):
             tokenizer.add_tokens([token], special_tokens=special)
-        remaining = [t for t in extra_specials if t not in tokenizer.all_special_tokens]
-        if remaining:
-            tokenizer.add_tokens(remaining, special_tokens=True)
+        if extra_specials is not None:
+            tokenizer.add_special_tokens({"additional_special_tokens": list(extra_specials)})
         return tokenizer
 
     @classmethod

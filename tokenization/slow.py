@@ -132,7 +132,7 @@ class BertTokenizer(BertTokenizerBase):
                 self._added[text] = index
             self._added_decoder[self._added[text]] = token
             if special and token.special and text not in self.all_special_tokens:
-                self._special["additional_special_tokens"].append(token)
+                self._special["additional_special_tokens"] = [*(self._special["additional_special_tokens"] or ()), token]
         self._special_tokens_changed()
         return new
 
