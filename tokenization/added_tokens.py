@@ -60,7 +60,7 @@ class SpecialTokensMixin:
         self._special: dict[str, Any] = {name: None for name in SPECIAL_TOKEN_NAMES}
         self._special["additional_special_tokens"] = []
         for name, value in values.items():
-            setattr(self, name, value)
+            setattr(self, name, [] if value is None and name == "additional_special_tokens" else value)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in SPECIAL_TOKEN_NAMES:

@@ -248,16 +248,17 @@ class BertTokenizerFast(BertTokenizerBase):
         data = json.loads(self._tokenizer.to_str())
         data["added_tokens"], data["post_processor"] = [], None
         data["model"]["vocab"] = {}
+        data["model"]["unk_token"] = renames.get(data["model"]["unk_token"], data["model"]["unk_token"])
         engine = Tokenizer.from_str(json.dumps(data))
         options = dict(vocab_size=vocab_size, special_tokens=specials, continuing_subword_prefix="##", show_progress=False)
         engine.train_from_iterator(text_iterator, trainer=trainers.WordPieceTrainer(**{**options, **kwargs}), length=length)
-        init = {k: v for k, v in self.init_kwargs.items() if k not in ("vocab_file", "tokenizer_file", "vocab", "name_or_path")}
+        files = ("vocab_file", "tokenizer_file", "tokenizer_object", "vocab", "name_or_path")
+        init = {k: v for k, v in self.init_kwargs.items() if k not in files}
         for role in (*SPECIAL_TOKEN_NAMES, "additional_special_tokens"):
             value = self._special[role]
-            if isinstance(value, list):
-                init[role] = [as_added_token(t, True, content=renames.get(str(t), str(t))) for t in value]
-            elif value is not None:
-                init[role] = as_added_token(value, True, content=renames.get(str(value), str(value)))
+            rename = lambda t: renames.get(t, t) if isinstance(t, str) else as_added_token(t, True, content=renames.get(t.content, t.content))  # noqa: E731
+            if value is not None:
+                init[role] = [rename(t) for t in value] if isinstance(value, list) else rename(value)
         init.update(model_max_length=self.model_max_length, padding_side=self.padding_side, truncation_side=self.truncation_side)
         return type(self)(tokenizer_object=engine, **init)
 

@@ -128,6 +128,11 @@ class TokenizerFilesMixin:
             tokenizer.add_tokens([token], special_tokens=special)
         if extra_specials is not None:
             tokenizer.add_special_tokens({"additional_special_tokens": list(extra_specials)})
+        if added:  # as transformers: roles saved in added_tokens_decoder come back as AddedToken objects
+            saved = {str(t): t for t in tokenizer.added_tokens_decoder.values()}
+            for role, value in tokenizer.special_tokens_map_extended.items():
+                if isinstance(value, str) and value in saved:
+                    setattr(tokenizer, role, saved[value])
         return tokenizer
 
     @classmethod
