@@ -17,6 +17,7 @@ from bert_core.errors import TokenizerError
 from .added_tokens import SPECIAL_TOKEN_NAMES, AddedToken, SpecialTokensMixin
 from .batch_encoding import TENSOR_TYPES, BatchEncoding
 from .files import TokenizerFilesMixin
+from .inputs import id_list, input_rows, rows_of, single_row
 from .padding import VERY_LARGE_INTEGER, PaddingMixin
 
 __all__ = ["BertTokenizerBase", "VERY_LARGE_INTEGER", "SPECIAL_TOKEN_NAMES", "init_arguments"]
@@ -44,13 +45,6 @@ _CALL_DEFAULTS: dict[str, Any] = dict(
     return_offsets_mapping=False, return_length=False, verbose=True, split_special_tokens=None,
 )  # fmt: skip
 _CALL_OPTIONS = frozenset(_CALL_DEFAULTS)
-
-
-def _is_text(value: Any, split: bool) -> bool:
-    """One sequence: a string, or a list of word strings when pre-tokenized."""
-    if split:
-        return isinstance(value, (list, tuple)) and all(isinstance(w, str) for w in value)
-    return isinstance(value, str)
 
 
 def init_arguments(values: dict[str, Any]) -> dict[str, Any]:
@@ -235,7 +229,7 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
         """
         if text is None:
             raise TokenizerError("the tokenizer needs text (a string, a list of strings or of pairs)")
-        rows, batched = self._rows(text, text_pair, kwargs.get("is_split_into_words", False))
+        rows, batched = input_rows(text, text_pair, kwargs.get("is_split_into_words", False))
         return self._encode(rows, batched, kwargs)
 
     def encode_plus(self, text: Any, text_pair: Any = None, **kwargs: Any) -> BatchEncoding:
@@ -244,13 +238,13 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
         Raises:
             TypeError: ``text`` is not a string, a list of words, tokens or ids.
         """
-        return self._encode(self._single_row(text, text_pair, kwargs.get("is_split_into_words", False)), False, kwargs)
+        return self._encode(single_row(text, text_pair, kwargs.get("is_split_into_words", False)), False, kwargs)
 
     def batch_encode_plus(self, batch_text_or_text_pairs: Sequence[Any], **kwargs: Any) -> BatchEncoding:
         """A batch of sequences or ``(a, b)`` pairs (transformers 4.x); same options as ``__call__``."""
         if not isinstance(batch_text_or_text_pairs, (list, tuple)):
             raise TypeError(f"batch_encode_plus expects a list of texts or pairs, got {type(batch_text_or_text_pairs).__name__}")
-        rows, _ = self._rows(list(batch_text_or_text_pairs), None, kwargs.get("is_split_into_words", False), force_batch=True)
+        rows, _ = input_rows(list(batch_text_or_text_pairs), None, kwargs.get("is_split_into_words", False), force_batch=True)
         return self._encode(rows, True, kwargs)
 
     def encode(self, text: Any, text_pair: Any = None, **kwargs: Any) -> list[int]:
@@ -316,43 +310,6 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
             )
             self._warned_too_long = True
 
-    def _single_row(self, text: Any, text_pair: Any, split: bool) -> list[tuple[Any, Any]]:
-        """encode_plus's input: one text (or list of words), optionally a pair."""
-        for name, value in (("text", text), ("text_pair", text_pair)):
-            if value is None and name == "text_pair":
-                continue
-            ok = _is_text(value, split) or (isinstance(value, (list, tuple)) and all(isinstance(i, (int, str)) for i in value))
-            if not ok:
-                raise TypeError(f"encode_plus: {name} must be a string, a list of tokens or a list of ids, got {type(value).__name__}")
-        return [(text, text_pair)]
-
-    def _rows(self, text: Any, text_pair: Any, split: bool, force_batch: bool = False) -> tuple[list[tuple[Any, Any]], bool]:
-        """Normalise the input to a list of ``(first, second_or_None)`` rows."""
-        if _is_text(text, split) and not force_batch:
-            if text_pair is not None and not _is_text(text_pair, split):
-                raise TokenizerError(f"text_pair must be {'a list of words' if split else 'a string'} like text, got {type(text_pair).__name__}")
-            return [(text, text_pair)], False
-        if not isinstance(text, (list, tuple)):
-            expected = "a list of words or a batch of such lists" if split else "a string, a list of strings or a list of (text, text_pair) tuples"
-            raise TokenizerError(f"text must be {expected}, got {type(text).__name__}")
-        if text_pair is not None:
-            if not isinstance(text_pair, (list, tuple)) or len(text_pair) != len(text):
-                raise TokenizerError(f"text_pair must be a batch of the same length as text ({len(text)})")
-            rows = list(zip(text, text_pair))
-        else:
-            rows = []
-            for item in text:
-                is_pair = isinstance(item, tuple if split else (tuple, list)) and len(item) == 2 and not _is_text(item, split)
-                rows.append(tuple(item) if is_pair else (item, None))
-        for index, (first, second) in enumerate(rows):
-            for value in (first,) if second is None else (first, second):
-                if not _is_text(value, split):
-                    raise TokenizerError(
-                        f"text[{index}] must be {'a list of words' if split else 'a string'}, got {type(value).__name__}"
-                        + ("" if split else " (pass is_split_into_words=True for pre-tokenized input)")
-                    )
-        return rows, True
-
     def _encode_rows(self, rows: list[tuple[Any, Any]], batched: bool, **options: Any) -> BatchEncoding:
         raise NotImplementedError
 
@@ -364,14 +321,14 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
         ``kwargs`` (transformers' ``spaces_between_special_tokens``, ...) are
         accepted; BERT's WordPiece decoding always separates tokens by spaces.
         """
-        ids = _id_list(token_ids)
+        ids = id_list(token_ids)
         text = self._ids_to_text(ids, skip_special_tokens)
         cleanup = self.clean_up_tokenization_spaces if clean_up_tokenization_spaces is None else clean_up_tokenization_spaces
         return clean_up_tokenization(text) if cleanup else text
 
     def batch_decode(self, sequences: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None, **kwargs: Any) -> list[str]:
         """:meth:`decode` of each row of ``sequences``."""
-        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for s in _rows_of(sequences)]
+        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for s in rows_of(sequences)]
 
     def _ids_to_text(self, ids: list[int], skip_special_tokens: bool) -> str:
         return self.convert_tokens_to_string(self.convert_ids_to_tokens(ids, skip_special_tokens=skip_special_tokens))
@@ -382,23 +339,3 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
             f"model_max_length={self.model_max_length}, do_lower_case={self.do_lower_case}, "
             f"padding_side={self.padding_side!r}, special_tokens={self.special_tokens_map})"
         )
-
-
-def _id_list(token_ids: Any) -> list[int]:
-    if hasattr(token_ids, "tolist"):  # numpy, torch, jax; TensorFlow through .numpy()
-        token_ids = token_ids.tolist()
-    elif hasattr(token_ids, "numpy"):
-        token_ids = token_ids.numpy().tolist()
-    if isinstance(token_ids, int):
-        return [token_ids]
-    if not isinstance(token_ids, (list, tuple)) or not all(isinstance(i, int) for i in token_ids):
-        raise TokenizerError(f"token_ids must be an int or a flat sequence of ints, got {type(token_ids).__name__}")
-    return list(token_ids)
-
-
-def _rows_of(sequences: Any) -> list[Any]:
-    if hasattr(sequences, "tolist"):
-        return sequences.tolist()
-    if hasattr(sequences, "numpy"):
-        return sequences.numpy().tolist()
-    return list(sequences)
