@@ -181,3 +181,25 @@ def test_train_new_from_iterator(vocab):
     renamed = ours.train_new_from_iterator(corpus, 60, special_tokens_map={"[CLS]": "<cls>"})
     assert renamed.cls_token == "<cls>" and renamed("first")["input_ids"][0] == renamed.get_vocab()["<cls>"]
     assert json.loads(renamed.backend_tokenizer.to_str())["model"]["type"] == "WordPiece"
+
+
+@pytest.mark.parametrize("engine", ["slow", "fast"])
+def test_pre_4_34_folder_with_added_tokens_json(vocab, engine, tmp_path):
+    """Folders saved before transformers 4.34 list added tokens only in added_tokens.json."""
+    (tmp_path / "vocab.txt").write_text(open(vocab, encoding="utf-8").read(), encoding="utf-8")
+    size = len(open(vocab, encoding="utf-8").read().splitlines())
+    (tmp_path / "added_tokens.json").write_text(json.dumps({"newword": size, "<ent>": size + 1}), encoding="utf-8")
+    (tmp_path / "special_tokens_map.json").write_text(json.dumps({"additional_special_tokens": ["<ent>"]}), encoding="utf-8")
+    cls, ref_cls = (BertTokenizer, transformers.BertTokenizerLegacy) if engine == "slow" else (BertTokenizerFast, transformers.BertTokenizer)
+    ours, ref = cls.from_pretrained(tmp_path), ref_cls.from_pretrained(tmp_path)
+    text = "a newword and <ent> here"
+    assert ours(text)["input_ids"] == ref(text)["input_ids"]
+    # special_tokens_map makes <ent> special, as transformers 4.x reads it (5.x's fast class forgets that here)
+    ids = ref(text)["input_ids"]
+    assert "<ent>" in ours.all_special_tokens and ours.convert_tokens_to_ids("<ent>") == size + 1
+    assert ours.decode(ids, skip_special_tokens=True) == ref.decode([i for i in ids if i != size + 1], skip_special_tokens=True)
+
+
+def test_batch_encoding_slice(vocab):
+    ours, ref = _fast(vocab)
+    assert ours(CONTEXTS, padding=True)[:2] == {k: v[:2] for k, v in ref(CONTEXTS, padding=True).items()}

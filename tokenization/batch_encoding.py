@@ -99,6 +99,8 @@ class BatchEncoding(dict):
             if self._encodings is None:
                 raise TokenizerError("integer indexing needs the fast tokenizer's encodings; index by field name")
             return self._encodings[key]
+        if isinstance(key, slice):  # as transformers: the rows key[...] of every field
+            return {name: value[key] for name, value in self.items()}
         return super().__getitem__(key)
 
     def __getstate__(self) -> dict[str, Any]:

@@ -141,6 +141,11 @@ class BertTokenizerFast(BertTokenizerBase):
         return sorted((i, t.content, t.special) for i, t in self._tokenizer.get_added_tokens_decoder().items())
 
     @property
+    def vocab(self) -> dict[str, int]:
+        """Token -> id, added tokens included (transformers' fast ``vocab``)."""
+        return self.get_vocab()
+
+    @property
     def added_tokens_decoder(self) -> dict[int, AddedToken]:
         """Id -> AddedToken for every added (and special) token."""
         return dict(sorted(self._tokenizer.get_added_tokens_decoder().items()))

@@ -24,6 +24,8 @@ __all__ = ["TokenizerFilesMixin", "TOKENIZER_FILE", "TOKENIZER_CONFIG_FILE", "SP
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+ADDED_TOKENS_FILE = "added_tokens.json"
+_ROLE_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "additional_special_tokens")
 
 # tokenizer_config.json keys that become constructor arguments.
 _INIT_KEYS = (
@@ -102,6 +104,7 @@ class TokenizerFilesMixin:
             files["tokenizer_file"] = resolve_file(name_or_path, TOKENIZER_FILE, **hub)
             config_path = resolve_file(name_or_path, TOKENIZER_CONFIG_FILE, **hub)
             map_path = resolve_file(name_or_path, SPECIAL_TOKENS_MAP_FILE, **hub)
+            added_path = resolve_file(name_or_path, ADDED_TOKENS_FILE, **hub)
         if files.get("vocab_file") is None and files.get("tokenizer_file") is None:
             raise TokenizerError(f"no {VOCAB_NAME} or {TOKENIZER_FILE} found for {os.fspath(name_or_path)!r}")
         settings: dict[str, Any] = {}
@@ -115,6 +118,9 @@ class TokenizerFilesMixin:
                 added.append((int(index), _added_token(entry), bool(isinstance(entry, dict) and entry.get("special"))))
             if map_path:
                 settings.update({k: _token_text(v) for k, v in read_json(map_path).items() if k in _INIT_KEYS})
+            if not added and added_path:  # folders saved before transformers 4.34 list added tokens only here
+                specials = {str(t) for k, v in settings.items() if k in _ROLE_KEYS for t in (v if isinstance(v, list) else [v])}
+                added = [(int(i), str(t), str(t) in specials) for t, i in read_json(added_path).items()]
         settings.update(kwargs)
         settings.setdefault("name_or_path", os.fspath(name_or_path))
         # Added tokens are restored in id order before the remaining additional
@@ -204,6 +210,10 @@ class TokenizerFilesMixin:
         ]
         if legacy_format is not False:
             written.extend(self.save_vocabulary(directory, filename_prefix))
+            beyond = {t.content: i for i, t in self.added_tokens_decoder.items() if i >= self.vocab_size}
+            if beyond:  # as transformers 4.x: the tokens past vocab.txt, for readers of the legacy files
+                text = json.dumps(beyond, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+                written.append(str(atomic_write_text(directory / (prefix + ADDED_TOKENS_FILE), text)))
         if legacy_format is not True:
             written.extend(self._write_engine_files(directory, prefix))
         return tuple(written)
