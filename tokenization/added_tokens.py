@@ -22,6 +22,8 @@ __all__ = ["AddedToken", "SpecialTokensMixin", "SPECIAL_TOKENS_ATTRIBUTES", "SPE
 # transformers' order: all_special_tokens lists them in this order.
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 SPECIAL_TOKENS_ATTRIBUTES = (*SPECIAL_TOKEN_NAMES, "additional_special_tokens")
+# transformers 5.x renamed additional_special_tokens to extra_special_tokens; both names work here.
+_ALIASES = {"extra_special_tokens": "additional_special_tokens", "extra_special_tokens_ids": "additional_special_tokens_ids"}
 
 
 def token_list(tokens: Any, argument: str) -> list[str | AddedToken]:
@@ -63,6 +65,7 @@ class SpecialTokensMixin:
             setattr(self, name, [] if value is None and name == "additional_special_tokens" else value)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        name = _ALIASES.get(name, name)
         if name in SPECIAL_TOKEN_NAMES:
             if value is not None and not isinstance(value, (str, AddedToken)):
                 raise TokenizerError(f"{name} must be a str, an AddedToken or None, got {type(value).__name__}")
@@ -79,6 +82,7 @@ class SpecialTokensMixin:
     def __getattr__(self, name: str) -> Any:
         # Only reached when normal lookup fails: the role attributes live in self._special.
         special = self.__dict__.get("_special")
+        name = _ALIASES.get(name, name)
         if special is not None:
             if name in SPECIAL_TOKEN_NAMES:
                 return None if special[name] is None else str(special[name])
@@ -137,15 +141,21 @@ class SpecialTokensMixin:
         tokens = token_list(new_tokens, "add_tokens")
         return self._add_tokens(tokens, special_tokens) if tokens else 0
 
-    def add_special_tokens(self, special_tokens_dict: dict[str, Any], replace_additional_special_tokens: bool = True) -> int:
+    def add_special_tokens(
+        self, special_tokens_dict: dict[str, Any], replace_additional_special_tokens: bool = True,
+        replace_extra_special_tokens: bool | None = None,
+    ) -> int:  # fmt: skip
         """Set special-token roles (``{"bos_token": "<s>", "additional_special_tokens": [...]}``).
 
         ``additional_special_tokens`` replaces the current list unless
         ``replace_additional_special_tokens=False`` (the old tokens stay in
         the vocabulary either way). Returns how many new ids were created.
         """
+        if replace_extra_special_tokens is not None:  # the transformers 5.x name
+            replace_additional_special_tokens = replace_extra_special_tokens
         to_add: list[str | AddedToken] = []
         for role, value in special_tokens_dict.items():
+            role = _ALIASES.get(role, role)
             if role not in SPECIAL_TOKENS_ATTRIBUTES:
                 raise TokenizerError(f"add_special_tokens: unknown role {role!r} (expected one of {', '.join(SPECIAL_TOKENS_ATTRIBUTES)})")
             if role == "additional_special_tokens":
