@@ -203,3 +203,16 @@ def test_pre_4_34_folder_with_added_tokens_json(vocab, engine, tmp_path):
 def test_batch_encoding_slice(vocab):
     ours, ref = _fast(vocab)
     assert ours(CONTEXTS, padding=True)[:2] == {k: v[:2] for k, v in ref(CONTEXTS, padding=True).items()}
+
+
+def test_small_helpers_of_the_4x_api(vocab):
+    fast, ref_fast = _fast(vocab)
+    slow, ref_slow = _slow(vocab)
+    text = "a , b . don 't it 's"
+    assert fast.clean_up_tokenization(text) == slow.clean_up_tokenization(text) == ref_fast.clean_up_tokenization(text)
+    assert fast.vocab_files_names == ref_fast.vocab_files_names and slow.vocab_files_names == ref_slow.vocab_files_names
+    assert fast.slow_tokenizer_class is BertTokenizer and fast.can_save_slow_tokenizer == ref_fast.can_save_slow_tokenizer
+    tokens = ref_fast.tokenize("unbelievably fine")
+    assert fast.decoder.decode(tokens) == ref_fast.decoder.decode(tokens)
+    assert slow.prepare_for_tokenization("x", foo=1) == ref_slow.prepare_for_tokenization("x", foo=1)
+    assert fast.vocab == ref_fast.vocab

@@ -63,8 +63,10 @@ class BertTokenizerBase(SpecialTokensMixin, PaddingMixin, TokenizerFilesMixin):
     """
 
     model_input_names = ["input_ids", "token_type_ids", "attention_mask"]
+    vocab_files_names = {"vocab_file": "vocab.txt"}
     pad_token_type_id = 0
     is_fast = False
+    clean_up_tokenization = staticmethod(clean_up_tokenization)
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from .added_tokens import SPECIAL_TOKEN_NAMES, as_added_token
 from .base import BertTokenizerBase, init_arguments
 from .batch_encoding import BatchEncoding
 from .files import TOKENIZER_FILE
+from .slow import BertTokenizer
 from .vocab import load_vocab, normalizer_options
 
 __all__ = ["BertTokenizerFast"]
@@ -46,6 +47,9 @@ class BertTokenizerFast(BertTokenizerBase):
     """
 
     is_fast = True
+    vocab_files_names = {"vocab_file": "vocab.txt", "tokenizer_file": "tokenizer.json"}
+    slow_tokenizer_class = BertTokenizer
+    can_save_slow_tokenizer = True  # vocab.txt is always written alongside tokenizer.json
 
     def __init__(
         self,
@@ -139,6 +143,11 @@ class BertTokenizerFast(BertTokenizerBase):
 
     def _added_tokens(self) -> list[tuple[int, str, bool]]:
         return sorted((i, t.content, t.special) for i, t in self._tokenizer.get_added_tokens_decoder().items())
+
+    @property
+    def decoder(self) -> Any:
+        """The engine's WordPiece decoder (``backend_tokenizer.decoder``)."""
+        return self._tokenizer.decoder
 
     @property
     def vocab(self) -> dict[str, int]:

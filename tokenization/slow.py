@@ -171,6 +171,10 @@ class BertTokenizer(BertTokenizerBase):
             return self.convert_tokens_to_ids([t for word in value for t in self.tokenize(word)])
         return self.convert_tokens_to_ids(self.tokenize(value))
 
+    def prepare_for_tokenization(self, text: str, is_split_into_words: bool = False, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        """transformers' pre-tokenization hook: BERT changes nothing; returns ``(text, kwargs)``."""
+        return text, kwargs
+
     # -- ids -> model inputs --------------------------------------------------------
 
     def _row_ids(self, value: Any, split: bool) -> list[int]:
