@@ -8,16 +8,30 @@ tokenizer, maps tokens back to words and characters.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from bert_core._lazy import require
 from bert_core.errors import TokenizerError
 
-__all__ = ["BatchEncoding", "TENSOR_TYPES", "to_tensor"]
+__all__ = ["BatchEncoding", "CharSpan", "TokenSpan", "TENSOR_TYPES", "to_tensor"]
 
 TENSOR_TYPES = ("np", "pt", "tf", "jax")
+
+
+class CharSpan(NamedTuple):
+    """A character span ``[start, end)`` in the original text."""
+
+    start: int
+    end: int
+
+
+class TokenSpan(NamedTuple):
+    """A token span ``[start, end)`` in the encoded sequence."""
+
+    start: int
+    end: int
 
 
 def to_tensor(value: Any, tensor_type: str) -> Any:
@@ -85,6 +99,8 @@ class BatchEncoding(dict):
             if self._encodings is None:
                 raise TokenizerError("integer indexing needs the fast tokenizer's encodings; index by field name")
             return self._encodings[key]
+        if isinstance(key, slice):  # as transformers: the rows key[...] of every field
+            return {name: value[key] for name, value in self.items()}
         return super().__getitem__(key)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -120,6 +136,11 @@ class BatchEncoding(dict):
     # -- alignment (fast tokenizer) --------------------------------------------
 
     @property
+    def data(self) -> dict[str, Any]:
+        """The fields as a plain dict (transformers' ``BatchEncoding.data``)."""
+        return dict(self)
+
+    @property
     def encodings(self) -> list[Any] | None:
         """The ``tokenizers.Encoding`` of each row, or ``None`` for the pure-Python tokenizer."""
         return self._encodings
@@ -140,6 +161,16 @@ class BatchEncoding(dict):
             raise TokenizerError(f"{method}(batch_index={batch_index}): the batch has {len(self._encodings)} rows")
         return self._encodings[batch_index]
 
+    def _locate(self, batch_or_index: int, index: int | None, method: str) -> tuple[Any, int]:
+        """transformers' convention: ``(index)`` for a single row, ``(batch_index, index)`` for a batch."""
+        batch_index, index = (0, batch_or_index) if index is None else (batch_or_index, index)
+        if index is None:
+            raise TokenizerError(f"{method}() needs an index")
+        encoding = self._encoding(batch_index, method)
+        if method.startswith("token_") and index < 0:
+            index += len(encoding.ids)
+        return encoding, index
+
     def tokens(self, batch_index: int = 0) -> list[str]:
         """The token strings of row ``batch_index``."""
         return self._encoding(batch_index, "tokens").tokens
@@ -148,22 +179,46 @@ class BatchEncoding(dict):
         """For each token of row ``batch_index``, the index of its word (``None`` for special tokens and padding)."""
         return self._encoding(batch_index, "word_ids").word_ids
 
+    words = word_ids
+
     def sequence_ids(self, batch_index: int = 0) -> list[int | None]:
         """For each token, 0 or 1 for the sequence of a pair it came from (``None`` for special tokens)."""
         return self._encoding(batch_index, "sequence_ids").sequence_ids
 
-    def token_to_word(self, token_index: int, batch_index: int = 0) -> int | None:
-        """The word index of token ``token_index``."""
-        return self._encoding(batch_index, "token_to_word").token_to_word(token_index)
+    def token_to_sequence(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
+        """0 or 1: which sequence of the pair the token belongs to (``None`` for special tokens)."""
+        encoding, index = self._locate(batch_or_token_index, token_index, "token_to_sequence")
+        return encoding.token_to_sequence(index)
 
-    def token_to_chars(self, token_index: int, batch_index: int = 0) -> tuple[int, int] | None:
-        """The (start, end) character span of token ``token_index`` in its input text."""
-        return self._encoding(batch_index, "token_to_chars").token_to_chars(token_index)
+    def token_to_word(self, batch_or_token_index: int, token_index: int | None = None) -> int | None:
+        """The word index of a token: ``(token_index)`` or ``(batch_index, token_index)``."""
+        encoding, index = self._locate(batch_or_token_index, token_index, "token_to_word")
+        return encoding.token_to_word(index)
 
-    def char_to_token(self, char_index: int, batch_index: int = 0, sequence_index: int = 0) -> int | None:
-        """The index of the token covering character ``char_index`` (``None`` for whitespace)."""
-        return self._encoding(batch_index, "char_to_token").char_to_token(char_index, sequence_index)
+    def token_to_chars(self, batch_or_token_index: int, token_index: int | None = None) -> CharSpan | None:
+        """The character span of a token in its input text (``None`` for special tokens)."""
+        encoding, index = self._locate(batch_or_token_index, token_index, "token_to_chars")
+        span = encoding.token_to_chars(index)
+        return CharSpan(*span) if span is not None else None
 
-    def word_to_tokens(self, word_index: int, batch_index: int = 0, sequence_index: int = 0) -> tuple[int, int] | None:
-        """The (start, end) token span of word ``word_index``."""
-        return self._encoding(batch_index, "word_to_tokens").word_to_tokens(word_index, sequence_index)
+    def char_to_token(self, batch_or_char_index: int, char_index: int | None = None, sequence_index: int = 0) -> int | None:
+        """The token covering a character (``None`` for whitespace): ``(char_index)`` or ``(batch_index, char_index)``."""
+        encoding, index = self._locate(batch_or_char_index, char_index, "char_to_token")
+        return encoding.char_to_token(index, sequence_index)
+
+    def char_to_word(self, batch_or_char_index: int, char_index: int | None = None, sequence_index: int = 0) -> int | None:
+        """The word containing a character, in sequence ``sequence_index`` of a pair."""
+        encoding, index = self._locate(batch_or_char_index, char_index, "char_to_word")
+        return encoding.char_to_word(index, sequence_index)
+
+    def word_to_tokens(self, batch_or_word_index: int, word_index: int | None = None, sequence_index: int = 0) -> TokenSpan | None:
+        """The token span ``(start, end)`` of a word: ``(word_index)`` or ``(batch_index, word_index)``."""
+        encoding, index = self._locate(batch_or_word_index, word_index, "word_to_tokens")
+        span = encoding.word_to_tokens(index, sequence_index)
+        return TokenSpan(*span) if span is not None else None
+
+    def word_to_chars(self, batch_or_word_index: int, word_index: int | None = None, sequence_index: int = 0) -> CharSpan | None:
+        """The character span ``(start, end)`` of a word in its input text."""
+        encoding, index = self._locate(batch_or_word_index, word_index, "word_to_chars")
+        span = encoding.word_to_chars(index, sequence_index)
+        return CharSpan(*span) if span is not None else None

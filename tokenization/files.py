@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tokenizers import AddedToken
+
 from bert_core._io import atomic_write_text
 from bert_core.errors import TokenizerError
 from bert_core.hub import resolve_file
@@ -22,12 +24,15 @@ __all__ = ["TokenizerFilesMixin", "TOKENIZER_FILE", "TOKENIZER_CONFIG_FILE", "SP
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+ADDED_TOKENS_FILE = "added_tokens.json"
+_ROLE_KEYS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "additional_special_tokens")
 
 # tokenizer_config.json keys that become constructor arguments.
 _INIT_KEYS = (
     "do_lower_case", "do_basic_tokenize", "never_split", "tokenize_chinese_chars", "strip_accents",
     "unk_token", "sep_token", "pad_token", "cls_token", "mask_token", "additional_special_tokens",
     "model_max_length", "padding_side", "truncation_side", "clean_up_tokenization_spaces",
+    "bos_token", "eos_token", "model_input_names", "split_special_tokens", "max_input_chars_per_word",
 )  # fmt: skip
 
 
@@ -40,6 +45,21 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise TokenizerError(f"{path} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+# tokenizer_config.json keys that describe files or classes, not constructor arguments.
+_NOT_INIT_KEYS = frozenset({
+    "tokenizer_class", "added_tokens_decoder", "auto_map", "name_or_path", "processor_class", "tokenizer_file",
+    "vocab_file", "extra_special_tokens", "backend", "is_local", "chat_template", "tokenizer_object", "vocab",
+})  # fmt: skip
+
+
+def _added_token(entry: Any) -> Any:
+    """An added_tokens_decoder entry (a dict as saved by transformers) as an AddedToken."""
+    if isinstance(entry, dict) and "content" in entry:
+        keys = ("single_word", "lstrip", "rstrip", "normalized", "special")
+        return AddedToken(entry["content"], **{k: bool(entry[k]) for k in keys if k in entry})
+    return str(entry)
 
 
 def _token_text(value: Any) -> Any:
@@ -84,6 +104,7 @@ class TokenizerFilesMixin:
             files["tokenizer_file"] = resolve_file(name_or_path, TOKENIZER_FILE, **hub)
             config_path = resolve_file(name_or_path, TOKENIZER_CONFIG_FILE, **hub)
             map_path = resolve_file(name_or_path, SPECIAL_TOKENS_MAP_FILE, **hub)
+            added_path = resolve_file(name_or_path, ADDED_TOKENS_FILE, **hub)
         if files.get("vocab_file") is None and files.get("tokenizer_file") is None:
             raise TokenizerError(f"no {VOCAB_NAME} or {TOKENIZER_FILE} found for {os.fspath(name_or_path)!r}")
         settings: dict[str, Any] = {}
@@ -91,21 +112,33 @@ class TokenizerFilesMixin:
         if not path.is_file():
             config = read_json(config_path) if config_path else {}
             settings = {key: _token_text(config[key]) for key in _INIT_KEYS if key in config}
+            # Keys transformers stored from unknown __init__ keywords come back as init_kwargs.
+            settings.update({k: v for k, v in config.items() if k not in settings and k not in _NOT_INIT_KEYS})
             for index, entry in (config.get("added_tokens_decoder") or {}).items():
-                added.append((int(index), _token_text(entry), bool(isinstance(entry, dict) and entry.get("special"))))
+                added.append((int(index), _added_token(entry), bool(isinstance(entry, dict) and entry.get("special"))))
             if map_path:
                 settings.update({k: _token_text(v) for k, v in read_json(map_path).items() if k in _INIT_KEYS})
+            if not added and added_path:  # folders saved before transformers 4.34 list added tokens only here
+                specials = {str(t) for k, v in settings.items() if k in _ROLE_KEYS for t in (v if isinstance(v, list) else [v])}
+                added = [(int(i), str(t), str(t) in specials) for t, i in read_json(added_path).items()]
         settings.update(kwargs)
         settings.setdefault("name_or_path", os.fspath(name_or_path))
         # Added tokens are restored in id order before the remaining additional
         # special tokens, so every token gets back the id it was saved with.
-        extra_specials = list(settings.pop("additional_special_tokens", None) or ())
+        extra_specials = settings.pop("additional_special_tokens", None)
+        for key in ("vocab_file", "tokenizer_file"):  # explicit file keywords win over the folder's files
+            if key in settings:
+                files[key] = settings.pop(key)
         tokenizer = cls._from_files(files, settings)
-        for _, text, special in sorted(added):
-            tokenizer.add_tokens([text], special_tokens=special)
-        remaining = [t for t in extra_specials if t not in tokenizer.all_special_tokens]
-        if remaining:
-            tokenizer.add_tokens(remaining, special_tokens=True)
+        for _, token, special in sorted(added, key=lambda item: item[0]):
+            tokenizer.add_tokens([token], special_tokens=special)
+        if extra_specials is not None:
+            tokenizer.add_special_tokens({"additional_special_tokens": list(extra_specials)})
+        if added:  # as transformers: roles saved in added_tokens_decoder come back as AddedToken objects
+            saved = {str(t): t for t in tokenizer.added_tokens_decoder.values()}
+            for role, value in tokenizer.special_tokens_map_extended.items():
+                if isinstance(value, str) and value in saved:
+                    setattr(tokenizer, role, saved[value])
         return tokenizer
 
     @classmethod
@@ -131,12 +164,26 @@ class TokenizerFilesMixin:
         name = f"{filename_prefix}-{VOCAB_NAME}" if filename_prefix else VOCAB_NAME
         return (save_vocab(self._base_vocab(), directory / name),)
 
-    def save_pretrained(self, save_directory: str | os.PathLike) -> tuple[str, ...]:
-        """Write the tokenizer files into ``save_directory`` (created if needed); returns their paths."""
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, legacy_format: bool | None = None, filename_prefix: str | None = None,
+        push_to_hub: bool = False, **kwargs: Any,
+    ) -> tuple[str, ...]:  # fmt: skip
+        """Write the tokenizer files into ``save_directory`` (created if needed); returns their paths.
+
+        ``legacy_format`` as in transformers: ``None`` writes ``vocab.txt`` and
+        (fast tokenizer) ``tokenizer.json``; ``True`` only ``vocab.txt``;
+        ``False`` only ``tokenizer.json`` (fast tokenizer only). The configs
+        are always written. ``filename_prefix`` prefixes every file name.
+        """
+        if push_to_hub:
+            raise TokenizerError("save_pretrained(push_to_hub=True) is not supported here: save, then upload the folder")
+        if legacy_format is False and not getattr(self, "is_fast", False):
+            raise TokenizerError("legacy_format=False writes tokenizer.json, which only BertTokenizerFast can save")
         directory = Path(save_directory)
         if directory.is_file():
             raise TokenizerError(f"save_pretrained: {directory} is a file, expected a directory")
         directory.mkdir(parents=True, exist_ok=True)
+        prefix = f"{filename_prefix}-" if filename_prefix else ""
         config: dict[str, Any] = {
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": self.do_lower_case,
@@ -149,17 +196,35 @@ class TokenizerFilesMixin:
             "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
             **self._config_extras(),
             "added_tokens_decoder": {
-                str(index): {"content": text, "lstrip": False, "normalized": not special, "rstrip": False, "single_word": False, "special": special}
-                for index, text, special in self._added_tokens()
+                str(index): {"content": t.content, "lstrip": t.lstrip, "normalized": t.normalized, "rstrip": t.rstrip,
+                             "single_word": t.single_word, "special": t.special}  # fmt: skip
+                for index, t in self.added_tokens_decoder.items()
             },
         }
+        for key, value in getattr(self, "init_kwargs", {}).items():  # unknown __init__ keywords, as transformers saves them
+            if key not in config and key not in _NOT_INIT_KEYS and _is_json(value):
+                config[key] = value
         written = [
-            str(atomic_write_text(directory / TOKENIZER_CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n")),
-            str(atomic_write_text(directory / SPECIAL_TOKENS_MAP_FILE, json.dumps(self.special_tokens_map, indent=2, ensure_ascii=False) + "\n")),
-            *self.save_vocabulary(directory),
+            str(atomic_write_text(directory / (prefix + TOKENIZER_CONFIG_FILE), json.dumps(config, indent=2, ensure_ascii=False) + "\n")),
+            str(atomic_write_text(directory / (prefix + SPECIAL_TOKENS_MAP_FILE), json.dumps(self.special_tokens_map, indent=2, ensure_ascii=False) + "\n")),
         ]
-        written.extend(self._write_engine_files(directory))
+        if legacy_format is not False:
+            written.extend(self.save_vocabulary(directory, filename_prefix))
+            beyond = {t.content: i for i, t in self.added_tokens_decoder.items() if i >= self.vocab_size}
+            if beyond:  # as transformers 4.x: the tokens past vocab.txt, for readers of the legacy files
+                text = json.dumps(beyond, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+                written.append(str(atomic_write_text(directory / (prefix + ADDED_TOKENS_FILE), text)))
+        if legacy_format is not True:
+            written.extend(self._write_engine_files(directory, prefix))
         return tuple(written)
 
-    def _write_engine_files(self, directory: Path) -> list[str]:
+    def _write_engine_files(self, directory: Path, prefix: str = "") -> list[str]:
         return []
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from bert_core.errors import TokenizerError
 
-from .base import SPECIAL_TOKEN_NAMES, BertTokenizerBase
+from .added_tokens import AddedToken, AddedTokenSplitter, as_added_token
+from .base import BertTokenizerBase, init_arguments
 from .basic import BasicTokenizer, WordpieceTokenizer
 from .batch_encoding import BatchEncoding
-from .vocab import load_vocab
+from .vocab import load_vocab, read_tokenizer_json
 
 __all__ = ["BertTokenizer"]
 
@@ -39,18 +39,37 @@ class BertTokenizer(BertTokenizerBase):
         do_lower_case: bool = True,
         do_basic_tokenize: bool = True,
         never_split: Iterable[str] | None = None,
+        unk_token: str | AddedToken = "[UNK]",
+        sep_token: str | AddedToken = "[SEP]",
+        pad_token: str | AddedToken = "[PAD]",
+        cls_token: str | AddedToken = "[CLS]",
+        mask_token: str | AddedToken = "[MASK]",
         tokenize_chinese_chars: bool = True,
         strip_accents: bool | None = None,
+        clean_up_tokenization_spaces: bool = True,
         *,
         vocab: dict[str, int] | None = None,
         max_input_chars_per_word: int = 100,
+        tokenizer_file: str | os.PathLike | None = None,
         **kwargs: Any,
     ):
+        init_kwargs = init_arguments(locals())
         if vocab is None:
-            if vocab_file is None:
-                raise TokenizerError("BertTokenizer needs vocab_file (a vocab.txt path) or vocab (a token -> id dict)")
-            vocab = load_vocab(vocab_file, special_tokens=kwargs)
-        super().__init__(do_lower_case=do_lower_case, tokenize_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents, **kwargs)
+            if vocab_file is not None:
+                vocab = load_vocab(vocab_file, special_tokens=dict(unk_token=unk_token, sep_token=sep_token, pad_token=pad_token, cls_token=cls_token))
+            elif tokenizer_file is not None:
+                vocab, options = read_tokenizer_json(tokenizer_file)
+                do_lower_case = options.get("do_lower_case", do_lower_case)
+                tokenize_chinese_chars = options.get("tokenize_chinese_chars", tokenize_chinese_chars)
+                strip_accents = options.get("strip_accents", strip_accents)
+                max_input_chars_per_word = options.get("max_input_chars_per_word", max_input_chars_per_word)
+            else:
+                raise TokenizerError("BertTokenizer needs vocab_file (a vocab.txt path), tokenizer_file or vocab (a token -> id dict)")
+        super().__init__(
+            do_lower_case=do_lower_case, tokenize_chinese_chars=tokenize_chinese_chars, strip_accents=strip_accents,
+            unk_token=unk_token, sep_token=sep_token, pad_token=pad_token, cls_token=cls_token, mask_token=mask_token,
+            clean_up_tokenization_spaces=clean_up_tokenization_spaces, init_kwargs=init_kwargs, **kwargs,
+        )  # fmt: skip
         self.vocab = dict(vocab)
         self.ids_to_tokens = {index: token for token, index in self.vocab.items()}
         self.do_basic_tokenize = do_basic_tokenize
@@ -58,9 +77,9 @@ class BertTokenizer(BertTokenizerBase):
         self.basic_tokenizer = BasicTokenizer(do_lower_case, self.never_split, tokenize_chinese_chars, strip_accents)
         self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab, self.unk_token, max_input_chars_per_word)
         self._added: dict[str, int] = {}
-        self._added_special: set[str] = set()
-        self._splitter: re.Pattern[str] | None = None
-        self._register(self.all_special_tokens, special=True)
+        self._added_decoder: dict[int, AddedToken] = {}
+        self._splitter: AddedTokenSplitter | None = None
+        self._add_tokens(self.all_special_tokens_extended, True)
 
     # -- vocabulary -------------------------------------------------------------
 
@@ -81,56 +100,47 @@ class BertTokenizer(BertTokenizerBase):
         return self.vocab
 
     def _added_tokens(self) -> list[tuple[int, str, bool]]:
-        return sorted((index, token, token in self._added_special) for token, index in self._added.items())
+        return sorted((index, token.content, token.special) for index, token in self._added_decoder.items())
+
+    @property
+    def added_tokens_decoder(self) -> dict[int, AddedToken]:
+        """Id -> AddedToken for every added (and special) token."""
+        return dict(sorted(self._added_decoder.items()))
 
     def _config_extras(self) -> dict[str, Any]:
         return {"do_basic_tokenize": self.do_basic_tokenize, "never_split": self.never_split or None}
 
-    def _register(self, tokens: Sequence[str], special: bool) -> int:
+    def _add_tokens(self, tokens: Sequence[str | AddedToken], special: bool) -> int:
         """Make ``tokens`` unsplittable; returns how many needed a new id.
 
-        As in transformers, a token already in the vocabulary keeps its id but
-        still becomes unsplittable, and a non-special token is lower-cased when
-        the tokenizer lower-cases.
+        As transformers 4.x's slow tokenizer: a token already in the vocabulary
+        keeps its id, a normalized non-special token is lower-cased when the
+        tokenizer lower-cases, and special ones join ``additional_special_tokens``.
         """
         new = 0
-        for token in tokens:
-            if not special and self.do_lower_case:
-                token = token.lower()
-            if token not in self._added:
-                index = self.vocab.get(token)
+        for item in tokens:
+            token = as_added_token(item, special)
+            if self.do_lower_case and not token.special and token.normalized:
+                token = as_added_token(token, False, content=token.content.lower())
+            text = token.content
+            if text not in self._added:
+                index = self.vocab.get(text)
                 if index is None:
                     index = len(self.vocab) + sum(1 for i in self._added.values() if i >= len(self.vocab))
-                    self.ids_to_tokens[index] = token
+                    self.ids_to_tokens[index] = text
                     new += 1
-                self._added[token] = index
-            if special:
-                self._added_special.add(token)
-        protected = sorted(self._added, key=len, reverse=True)
-        self._splitter = re.compile("(" + "|".join(map(re.escape, protected)) + ")") if protected else None
+                self._added[text] = index
+            self._added_decoder[self._added[text]] = token
+            if special and token.special and text not in self.all_special_tokens:
+                self._special["additional_special_tokens"] = [*(self._special["additional_special_tokens"] or ()), token]
+        self._special_tokens_changed()
         return new
 
-    def add_tokens(self, new_tokens: str | Sequence[str], special_tokens: bool = False) -> int:
-        """Add tokens that are never split; returns how many new ids were created."""
-        tokens = [new_tokens] if isinstance(new_tokens, str) else list(new_tokens)
-        if not all(isinstance(t, str) and t for t in tokens):
-            raise TokenizerError(f"add_tokens expects non-empty strings, got {tokens!r}")
-        if special_tokens:
-            self.additional_special_tokens += [t for t in tokens if t not in self.all_special_tokens]
-        return self._register(tokens, special=special_tokens)
-
-    def add_special_tokens(self, special_tokens_dict: dict[str, Any]) -> int:
-        """Set special-token roles (``{"mask_token": ..., "additional_special_tokens": [...]}``)."""
-        added = 0
-        for role, value in special_tokens_dict.items():
-            if role == "additional_special_tokens":
-                added += self.add_tokens(list(value), special_tokens=True)
-            elif role in SPECIAL_TOKEN_NAMES:
-                setattr(self, role, str(value))
-                added += self._register([str(value)], special=True)
-            else:
-                raise TokenizerError(f"add_special_tokens: unknown role {role!r} (expected one of {', '.join(SPECIAL_TOKEN_NAMES)}, additional_special_tokens)")
-        return added
+    def _special_tokens_changed(self) -> None:
+        tokens = {t.content: t for t in self._added_decoder.values()}
+        self._splitter = AddedTokenSplitter(tokens) if tokens else None
+        if hasattr(self, "wordpiece_tokenizer") and self.unk_token is not None:
+            self.wordpiece_tokenizer.unk_token = self.unk_token
 
     # -- text -> tokens -----------------------------------------------------------
 
@@ -161,99 +171,39 @@ class BertTokenizer(BertTokenizerBase):
             return self.convert_tokens_to_ids([t for word in value for t in self.tokenize(word)])
         return self.convert_tokens_to_ids(self.tokenize(value))
 
+    def prepare_for_tokenization(self, text: str, is_split_into_words: bool = False, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        """transformers' pre-tokenization hook: BERT changes nothing; returns ``(text, kwargs)``."""
+        return text, kwargs
+
     # -- ids -> model inputs --------------------------------------------------------
 
-    def truncate_sequences(
-        self, ids: list[int], pair_ids: list[int] | None = None, num_tokens_to_remove: int = 0,
-        truncation_strategy: str = "longest_first", stride: int = 0,
-    ) -> tuple[list[int], list[int] | None, list[int]]:  # fmt: skip
-        """Remove ``num_tokens_to_remove`` tokens; returns ``(ids, pair_ids, overflowing_tokens)``.
-
-        ``longest_first`` trims the longer sequence first (ties trim the pair);
-        the ``only_*`` strategies trim one side and return the cut tokens, with
-        ``stride`` tokens of context, as overflow.
-        """
-        if num_tokens_to_remove <= 0:
-            return ids, pair_ids, []
-        right = self.truncation_side == "right"
-        target = pair_ids if truncation_strategy == "only_second" else ids
-        if truncation_strategy == "only_first" or (truncation_strategy == "longest_first" and pair_ids is None) or (
-            truncation_strategy == "only_second" and pair_ids
-        ):
-            window = min(len(target), stride + num_tokens_to_remove)
-            overflow = target[-window:] if right else target[:window]
-            kept = target[:-num_tokens_to_remove] if right else target[num_tokens_to_remove:]
-            return (ids, kept, overflow) if truncation_strategy == "only_second" else (kept, pair_ids, overflow)
-        if truncation_strategy != "longest_first":
-            return ids, pair_ids, []
-        # Equalise the two lengths, then alternate, the pair giving up the odd token.
-        first = min(abs(len(pair_ids) - len(ids)), num_tokens_to_remove)
-        rest = num_tokens_to_remove - first
-        cut_a, cut_b = (first + rest // 2, rest - rest // 2) if len(ids) > len(pair_ids) else (rest // 2, first + rest - rest // 2)
-        if right:
-            return ids[: len(ids) - cut_a], pair_ids[: len(pair_ids) - cut_b], []
-        return ids[cut_a:], pair_ids[cut_b:], []
-
-    def _prepare_row(self, ids: list[int], pair_ids: list[int] | None, opts: dict[str, Any]) -> dict[str, Any]:
-        """Truncate one row and add its special tokens, segment ids and masks (no padding)."""
-        if opts["return_overflowing_tokens"] and opts["truncation"] == "longest_first" and pair_ids is not None:
-            raise TokenizerError(
-                "return_overflowing_tokens is not possible for pairs with truncation='longest_first'; "
-                "use truncation='only_first' or 'only_second'"
-            )
-        specials = self.num_special_tokens_to_add(pair_ids is not None) if opts["add_special_tokens"] else 0
-        total = len(ids) + len(pair_ids or []) + specials
-        max_length, overflow = opts["max_length"], []
-        if opts["truncation"] != "do_not_truncate" and max_length and total > max_length:
-            ids, pair_ids, overflow = self.truncate_sequences(ids, pair_ids, total - max_length, opts["truncation"], opts["stride"])
-        if opts["add_special_tokens"]:
-            row = {"input_ids": self.build_inputs_with_special_tokens(ids, pair_ids)}
-            types = self.create_token_type_ids_from_sequences(ids, pair_ids)
-            special_mask = self.get_special_tokens_mask(ids, pair_ids)
-        else:
-            row = {"input_ids": ids + (pair_ids or [])}
-            types = special_mask = [0] * len(row["input_ids"])
-        if opts["return_token_type_ids"]:
-            row["token_type_ids"] = types
-        if opts["return_special_tokens_mask"]:
-            row["special_tokens_mask"] = special_mask
-        if opts["return_overflowing_tokens"] and not opts["return_tensors"] and overflow:
-            row["overflowing_tokens"] = overflow
-            row["num_truncated_tokens"] = total - max_length
-        return row
+    def _row_ids(self, value: Any, split: bool) -> list[int]:
+        """Ids of one sequence: text, pre-split words, or (as transformers' encode_plus) a list of tokens or ids."""
+        if isinstance(value, (list, tuple)) and value and all(isinstance(i, int) for i in value):
+            return list(value)
+        if isinstance(value, (list, tuple)) and not split:
+            return self.convert_tokens_to_ids(list(value))
+        return self._ids(value, split)
 
     def _encode_rows(self, rows: list[tuple[Any, Any]], batched: bool, **opts: Any) -> BatchEncoding:
         split = opts["is_split_into_words"]
-        encoded = [
-            self._prepare_row(self._ids(first, split), None if second is None else self._ids(second, split), opts)
-            for first, second in rows
-        ]
-        pad = dict(max_length=opts["max_length"], pad_to_multiple_of=opts["pad_to_multiple_of"],
-                   padding_side=opts["padding_side"], return_attention_mask=opts["return_attention_mask"])  # fmt: skip
-        if not batched:
-            row = dict(self.pad(encoded[0], padding=opts["padding"], **pad))
-            if opts["return_length"]:
-                row["length"] = len(row["input_ids"])
-            return BatchEncoding(row, tensor_type=opts["return_tensors"], prepend_batch_axis=True)
-        if opts["return_length"]:
-            for row in encoded:
-                row["length"] = len(row["input_ids"])
-        columns: dict[str, list[Any]] = {}
-        for row in encoded:
-            for key, value in row.items():
-                columns.setdefault(key, []).append(value)
-        if opts["return_overflowing_tokens"] and "overflowing_tokens" in columns:
-            # Rows that were not truncated have no overflow: keep the columns aligned.
-            columns["overflowing_tokens"] = [row.get("overflowing_tokens", []) for row in encoded]
-            columns["num_truncated_tokens"] = [row.get("num_truncated_tokens", 0) for row in encoded]
-        padded = self.pad({k: v for k, v in columns.items() if k not in ("overflowing_tokens", "num_truncated_tokens", "length")}, padding=opts["padding"], **pad)
-        for key in ("overflowing_tokens", "num_truncated_tokens", "length"):
-            if key in columns:
-                padded[key] = columns[key]
-        return BatchEncoding(dict(padded), tensor_type=opts["return_tensors"])
+        splitter = self._splitter
+        if opts["split_special_tokens"] and splitter is not None:
+            # Special tokens in the text are split like any other text.
+            specials = set(self.all_special_tokens)
+            kept = {t: token for t, token in splitter.tokens.items() if t not in specials}
+            self._splitter = AddedTokenSplitter(kept) if kept else None
+        try:
+            encoded = [
+                self._prepare_row(self._row_ids(first, split), None if second is None else self._row_ids(second, split), opts)
+                for first, second in rows
+            ]
+        finally:
+            self._splitter = splitter
+        return self._assemble(encoded, batched, opts)
 
     @classmethod
     def _from_files(cls, files: dict[str, Path | None], settings: dict[str, Any]):
-        if files.get("vocab_file") is None:
-            raise TokenizerError(f"BertTokenizer needs vocab.txt; only {files.get('tokenizer_file')} was found (use BertTokenizerFast)")
+        if files.get("vocab_file") is None:  # a transformers 5.x folder: the vocabulary lives in tokenizer.json
+            return cls(tokenizer_file=files["tokenizer_file"], **settings)
         return cls(files["vocab_file"], **settings)

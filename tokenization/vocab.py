@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +11,8 @@ from bert_core.errors import TokenizerError
 from bert_core._io import atomic_write_text
 from bert_core.limits import limit
 
-__all__ = ["VOCAB_NAME", "REQUIRED_SPECIAL_TOKENS", "check_file_size", "load_vocab", "save_vocab"]
+__all__ = ["VOCAB_NAME", "REQUIRED_SPECIAL_TOKENS", "check_file_size", "load_vocab", "save_vocab",
+           "read_tokenizer_json", "normalizer_options"]
 
 VOCAB_NAME = "vocab.txt"
 
@@ -90,3 +92,40 @@ def save_vocab(vocab: Mapping[str, int], path: str | os.PathLike) -> str:
             )
     atomic_write_text(path, "".join(token + "\n" for token in tokens))
     return os.fspath(path)
+
+
+def normalizer_options(data: dict) -> dict[str, object]:
+    """The tokenizer options a parsed tokenizer.json's ``BertNormalizer`` sets (``do_lower_case``, ...)."""
+    normalizer = data.get("normalizer") or {}
+    if normalizer.get("type") != "BertNormalizer":
+        return {}
+    names = (("lowercase", "do_lower_case"), ("handle_chinese_chars", "tokenize_chinese_chars"), ("strip_accents", "strip_accents"))
+    return {name: normalizer[key] for key, name in names if key in normalizer}
+
+
+def read_tokenizer_json(path: str | os.PathLike) -> tuple[dict[str, int], dict[str, object]]:
+    """The WordPiece vocabulary and the normaliser options of a ``tokenizer.json`` (what transformers 5.x saves).
+
+    Returns ``(vocab, options)`` with ``options`` holding ``do_lower_case``,
+    ``tokenize_chinese_chars``, ``strip_accents`` and ``max_input_chars_per_word``
+    where the file sets them.
+
+    Raises:
+        TokenizerError: the file is missing, not JSON, or not a WordPiece tokenizer.
+    """
+    path = os.fspath(path)
+    check_file_size(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise TokenizerError(f"tokenizer file {path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TokenizerError(f"{path} is not a valid tokenizer.json: {err}") from None
+    model = data.get("model") or {} if isinstance(data, dict) else {}
+    if model.get("type") != "WordPiece" or not isinstance(model.get("vocab"), dict):
+        raise TokenizerError(f"{path}: model.type must be 'WordPiece' with a vocab, got {model.get('type')!r}")
+    options = normalizer_options(data)
+    if "max_input_chars_per_word" in model:
+        options["max_input_chars_per_word"] = model["max_input_chars_per_word"]
+    return {str(k): int(v) for k, v in model["vocab"].items()}, options
