@@ -67,8 +67,16 @@ class BertPreTrainedModel(nn.Module):
         self.config = config
 
     def post_init(self) -> None:
-        """Initialise the parameters not yet initialised and tie the decoder (call at the end of ``__init__``)."""
+        """Initialise the parameters not yet initialised and tie the decoder (call at the end of ``__init__``).
+
+        A config carrying the old ``gradient_checkpointing=True`` flag turns checkpointing on, as ``transformers``
+        does (the flag is then dropped from the config, as there).
+        """
         self.init_weights()
+        if self.config.__dict__.get("gradient_checkpointing"):
+            self.gradient_checkpointing_enable()
+            delattr(self.config, "gradient_checkpointing")
+            self.config._extra_keys.remove("gradient_checkpointing")
 
     @classmethod
     def can_generate(cls) -> bool:

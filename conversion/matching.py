@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from bert_core.errors import CheckpointError
+from bert_core.errors import CheckpointError, ShapeMismatchError
 
 from .rules import BASE_MODEL_PREFIX, IGNORED_KEY_PATTERNS, LEGACY_LEAF_NAMES, TIED_KEYS
 
@@ -217,7 +217,7 @@ def match_state(
     if mismatched and not ignore_mismatched_sizes:
         details = "\n  ".join(f"{k}: checkpoint {a} vs model {b}" for k, a, b in mismatched)
         where = f" in {source}" if source else ""
-        raise CheckpointError(
+        raise ShapeMismatchError(
             f"{len(mismatched)} weight(s){where} do not match the model's shapes:\n  {details}\n"
             f"Check that config.json matches the checkpoint, or pass ignore_mismatched_sizes=True "
             f"to re-initialise these weights."

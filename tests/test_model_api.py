@@ -228,3 +228,25 @@ def test_flax_float16_checkpoint_stays_float16_and_dtype_is_the_compute_dtype(tm
     with torch.no_grad():
         expected = hf.float()(**{k: torch.as_tensor(v) for k, v in batch.items()}).logits
     assert_close(np.asarray(logits, np.float32), expected, "float16", mask=batch["attention_mask"])
+
+
+# -- errors and old config flags ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mismatched_shapes_raise_what_transformers_raises(backend, tmp_path):
+    hf_checkpoint(tmp_path, "BertForSequenceClassification")
+    with pytest.raises(RuntimeError) as theirs:
+        transformers.BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
+    with pytest.raises(type(theirs.value), match="classifier.weight: checkpoint"):  # RuntimeError, as there
+        backend_class(backend, "BertForSequenceClassification").from_pretrained(tmp_path, num_labels=5)
+
+
+def test_config_gradient_checkpointing_flag_turns_it_on_as_transformers_4x():
+    """4.57.6's post_init reads the old ``config.gradient_checkpointing`` flag (5.x dropped it)."""
+    import bert_torch
+
+    config = BertConfig(**tiny_config_dict())
+    config.gradient_checkpointing = True
+    model = bert_torch.BertForMaskedLM(config)
+    assert model.is_gradient_checkpointing and "gradient_checkpointing" not in config.to_dict()
