@@ -127,6 +127,12 @@ class BertPreTrainedModel(nn.Module):
         return {key: source for key, source in self.head.tied_keys.items()
                 if source != words or self.config.tie_word_embeddings}
 
+    @property
+    def _tied_weights_keys(self) -> list[str] | None:
+        """The keys that share storage with another (what ``transformers`` 4.x lists under this name; PEFT and
+        accelerate read it), or None for models without an LM head."""
+        return list(self.tied_keys()) or None
+
     def tie_weights(self) -> None:
         """Share the MLM decoder weight with the word embeddings (``config.tie_word_embeddings``) and its bias."""
         head = self._lm_head()
