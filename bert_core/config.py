@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import os
+import types
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,28 @@ class BertConfig(PushToHubMixin):
     """
 
     model_type = "bert"
+
+    # ``PretrainedConfig`` attributes that 4.x code reads on any config, with transformers' defaults. They
+    # are class-level so a config.json stays as it was; setting one on an instance records and saves it.
+    is_encoder_decoder = False
+    torchscript = False
+    chunk_size_feed_forward = 0
+    tie_encoder_decoder = False
+    use_bfloat16 = False
+    cross_attention_hidden_size = None
+    tokenizer_class = None
+    prefix = None
+    sep_token_id = None
+    decoder_start_token_id = None
+    task_specific_params = None
+    finetuning_task = None
+    pruned_heads = types.MappingProxyType({})  # read-only: tribert has no prune_heads
+    name_or_path = ""
+
+    @property
+    def use_return_dict(self) -> bool:
+        """``return_dict and not torchscript``, as ``transformers`` reads it."""
+        return bool(self.return_dict) and not self.torchscript
 
     def __init__(self, **kwargs: Any) -> None:
         id2label = kwargs.pop("id2label", None)

@@ -7,7 +7,8 @@ shape problems, both shapes.
 
 from __future__ import annotations
 
-__all__ = ["TriBertError", "ConfigError", "CheckpointError", "TokenizerError", "InputError", "MissingBackendError"]
+__all__ = ["TriBertError", "ConfigError", "CheckpointError", "ShapeMismatchError", "TokenizerError", "InputError",
+           "MissingBackendError"]
 
 
 class TriBertError(ValueError):
@@ -20,6 +21,13 @@ class ConfigError(TriBertError):
 
 class CheckpointError(TriBertError):
     """A checkpoint cannot be read or does not fit the model (names file, key, shapes)."""
+
+
+class ShapeMismatchError(CheckpointError, RuntimeError):
+    """Checkpoint weights whose shapes differ from the model's (names each key and both shapes).
+
+    Also a ``RuntimeError``: what ``transformers`` raises there, so ``except RuntimeError`` code keeps working.
+    """
 
 
 class TokenizerError(TriBertError):

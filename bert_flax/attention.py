@@ -103,6 +103,9 @@ def fused_attention(query, key, value, attention_bias=None, *, scaling: float | 
     path. Shapes as in :func:`eager_attention`; returns the context ``(batch, heads, q_len, head_dim)``.
     """
     scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    if query.dtype == jnp.float16 and jax.default_backend() == "cpu":
+        # XLA:CPU has no float16 matmul with float32 accumulation, which dot_product_attention asks for.
+        return eager_attention(query, key, value, attention_bias, scaling=scaling)[0]
     bias = None if attention_bias is None else attention_bias.astype(query.dtype)
     # dot_product_attention takes (batch, seq, heads, head_dim).
     context = jax.nn.dot_product_attention(

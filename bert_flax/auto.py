@@ -40,9 +40,9 @@ class _FlaxAutoBase:
         return getattr(models, HEADS[cls.head_name].flax_name)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any):
-        """``model_class().from_pretrained(name_or_path, **kwargs)``."""
-        return cls.model_class().from_pretrained(name_or_path, **kwargs)
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs: Any):
+        """``model_class().from_pretrained(pretrained_model_name_or_path, **kwargs)``."""
+        return cls.model_class().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     @classmethod
     def from_config(cls, config: BertConfig, **kwargs: Any):

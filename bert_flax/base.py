@@ -88,6 +88,14 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
     module_class: type = None  # the linen module class (set per head in bert_flax.models)
     head: Head = HEADS["base"]
     default_input_shape: tuple[int, ...] = (1, 1)
+    #: The argument that carries the main input, as ``transformers`` names it.
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True  # enable_gradient_checkpointing: nn.remat per layer
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """True only for the causal decoder head (``FlaxBertForCausalLM``), as in ``transformers``."""
+        return cls.head.loss == "causal_lm"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

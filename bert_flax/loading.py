@@ -32,7 +32,7 @@ from conversion import to_framework_key
 from bert_core.heads import TIED_KEYS
 from conversion.safetensors_io import read_blocks
 
-from .scan import scan_to_unscanned_params
+from .scan import scan_to_unscanned_params, unscanned_to_scan_params
 
 __all__ = ["from_pretrained", "save_pretrained", "to_bytes", "from_bytes", "canonical_state", "FLAX_WEIGHTS_NAME"]
 
@@ -79,7 +79,8 @@ def _params_from(tensors, report, shapes: dict[str, tuple[int, ...]], tied: dict
     """The parameter tree of ``report``'s assignments, one JAX array per leaf, largest first.
 
     Each leaf is staged in a host buffer of its canonical shape and ``param_dtype`` (numpy's cast, as
-    ``jnp.asarray(array, dtype)`` does), filled block by block, and handed to ``jax.device_put``;
+    ``jnp.asarray(array, dtype)`` does; None keeps the checkpoint tensor's dtype), filled block by block,
+    and handed to ``jax.device_put``;
     after the transfer the buffer is dropped, so it is reused by the next, smaller leaf.
     """
     # A tied decoder key has no parameter of its own here: it reads its source's.
@@ -88,12 +89,19 @@ def _params_from(tensors, report, shapes: dict[str, tuple[int, ...]], tied: dict
     flat: dict[tuple[str, ...], Any] = {}
     for target in order:
         key, transpose = to_framework_key(target, "flax")
-        canonical = np.empty(shapes[target], dtype=param_dtype)
+        dtype = param_dtype or _float_dtype(tensors, report.assignments[target])
+        canonical = np.empty(shapes[target], dtype=dtype)
         for index, block in read_blocks(tensors, report.assignments[target]):
             canonical[index] = block
         flat[tuple(key.split("."))] = jax.device_put(canonical.T if transpose else canonical)
         del canonical
     return traverse_util.unflatten_dict(flat)
+
+
+def _float_dtype(tensors, key: str):
+    """The checkpoint dtype of ``tensors[key]`` (float16 / bfloat16 / float32; float64 read as float32)."""
+    dtype = tensors.dtype(key) if hasattr(tensors, "dtype") else np.asarray(tensors[key]).dtype
+    return np.float32 if np.dtype(dtype) == np.float64 else dtype
 
 
 def _read_weights(name_or_path, config, hub: dict[str, Any], overrides: dict[str, Any]):
@@ -112,51 +120,67 @@ def _read_weights(name_or_path, config, hub: dict[str, Any], overrides: dict[str
     return config, read_source(source, config), str(source.weights)
 
 
-def from_pretrained(cls, name_or_path: str | os.PathLike, *, config: BertConfig | None = None,
+def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, config: BertConfig | None = None,
                     revision: str | None = None, cache_dir: str | os.PathLike | None = None,
                     local_files_only: bool = False, token: str | bool | None = None, dtype: Any = None,
                     param_dtype: Any = None, ignore_mismatched_sizes: bool = False,
                     output_loading_info: bool = False, seed: int = 0, gradient_checkpointing: bool = False,
                     scan_layers: bool = False, add_pooling_layer: bool | None = None, attn_implementation: str = "sdpa",
-                    **config_overrides: Any):
+                    _do_init: bool = True, **config_overrides: Any):
     """Load a model from a directory or hub id holding a canonical (or legacy) checkpoint.
 
     Args:
-        name_or_path: local directory or hub repo id.
+        pretrained_model_name_or_path: local directory or hub repo id (positional or by keyword).
         config: use this config instead of the checkpoint's ``config.json``.
         revision, cache_dir, local_files_only, token: hub resolution.
-        dtype: compute dtype (as transformers 4.x Flax; default float32); ``param_dtype``: dtype the
-            weights are stored in (default float32).
+        dtype: compute dtype (as transformers 4.x Flax; default float32); it never changes the weights.
+        param_dtype: cast the loaded weights to this dtype; None (default) keeps each tensor's checkpoint
+            dtype, as transformers 4.x Flax did (a float16 checkpoint loads as float16 params; cast them
+            with ``to_fp32`` / ``to_bf16`` / ``to_fp16``). Weights the checkpoint lacks start in float32.
         ignore_mismatched_sizes: re-initialise shape-mismatched weights instead of raising.
         output_loading_info: also return the load report dict (missing / unexpected / mismatched / tied keys).
         seed: PRNG seed for weights the checkpoint lacks.
         gradient_checkpointing, scan_layers, add_pooling_layer, attn_implementation: model construction options.
+        _do_init: False returns ``(model, params)`` as transformers 4.x Flax did: the model holds no
+            params, and weights the checkpoint lacks are left out of ``params`` (fill them with
+            ``model.init_weights(rng, model.input_shape, params)``).
         **config_overrides: config fields to override (``num_labels=3``...).
 
     Returns:
-        The model, or ``(model, report)`` with ``output_loading_info=True``.
+        The model, or ``(model, params)`` with ``_do_init=False``; either followed by the report dict
+        with ``output_loading_info=True``.
 
     Raises:
         CheckpointError: unreadable weights, or shapes that disagree (naming key and both shapes).
     """
     hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
-    config, tensors, source = _read_weights(name_or_path, config, hub, config_overrides)
+    config, tensors, source = _read_weights(pretrained_model_name_or_path, config, hub, config_overrides)
     kwargs = {} if add_pooling_layer is None else {"add_pooling_layer": add_pooling_layer}
-    param_dtype = jnp.dtype(param_dtype or jnp.float32)
-    model = cls(config, dtype=dtype, param_dtype=param_dtype, gradient_checkpointing=gradient_checkpointing,
+    cast = None if param_dtype is None else jnp.dtype(param_dtype)
+    model = cls(config, dtype=dtype, param_dtype=cast or jnp.float32, gradient_checkpointing=gradient_checkpointing,
                 scan_layers=False, attn_implementation=attn_implementation, _do_init=False, **kwargs)
     shapes = tensors.shapes() if hasattr(tensors, "shapes") else {k: tuple(np.shape(v)) for k, v in tensors.items()}
     model_shapes, tied = _canonical_model_shapes(model)
     report = match_state(shapes, model_shapes, tied=tied, ignore_mismatched_sizes=ignore_mismatched_sizes,
                          source=source)
-    params = _params_from(tensors, report, model_shapes, tied, param_dtype)
+    params = _params_from(tensors, report, model_shapes, tied, cast)
+    problems = report.missing_keys or report.unexpected_keys or report.mismatched_keys
+    (logger.warning if problems else logger.info)(report.summary(type(model).__name__))
+    low = sorted({str(x.dtype) for x in jax.tree_util.tree_leaves(params) if x.dtype != jnp.float32})
+    if low and cast is None:
+        logger.warning(f"{type(model).__name__}: weights loaded in {low} as stored in the checkpoint "
+                       f"(transformers 4.x Flax does the same); model.to_fp32(params) upcasts them")
+    if not _do_init:
+        if scan_layers:
+            model._build(scan_layers=True)
+            params = unscanned_to_scan_params(params)
+        result = (model, params)
+        return (*result, report.as_dict()) if output_loading_info else result
     if report.missing_keys or report.mismatched_keys:
         params = model.init_weights(jax.random.PRNGKey(seed), model.input_shape, params=params)
     model.params = params
     if scan_layers:
         model.enable_scan_layers()
-    problems = report.missing_keys or report.unexpected_keys or report.mismatched_keys
-    (logger.warning if problems else logger.info)(report.summary(type(model).__name__))
     return (model, report.as_dict()) if output_loading_info else model
 
 

@@ -36,9 +36,9 @@ class _AutoModel:
         return cls.model_class()(config, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any):
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs: Any):
         """Load a checkpoint; arguments as :func:`bert_tf.loading.from_pretrained`."""
-        return cls.model_class().from_pretrained(name_or_path, **kwargs)
+        return cls.model_class().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
 
 def _make(auto_name: str, class_name: str) -> type:

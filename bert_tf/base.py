@@ -8,6 +8,7 @@ auto-generated variable paths: ``named_weights()`` returns keys such as
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Mapping
 
@@ -16,8 +17,9 @@ import tensorflow as tf
 
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
-from bert_core.inputs import validate_inputs
+from bert_core.heads import HEADS, Head
 from bert_core.hub import PushToHubMixin
+from bert_core.inputs import InputError, validate_inputs
 from bert_core.outputs import ModelOutput
 from conversion.rules import TIED_KEYS, from_framework_key
 
@@ -97,6 +99,13 @@ def check_inputs(config: BertConfig, *, input_ids=None, token_type_ids=None, pos
                     past_key_values_length=int(past_key_values_length), extrema=_extrema)
 
 
+def _is_input_list(value) -> bool:
+    """Whether ``value`` is a list / tuple of input tensors (each with a shape, or None), not nested Python ids."""
+    return (isinstance(value, (list, tuple)) and len(value) > 0
+            and all(v is None or hasattr(v, "shape") for v in value)
+            and any(v is not None for v in value))
+
+
 def dense_gradients(gradients):
     """The gradients with every ``tf.IndexedSlices`` summed into a dense tensor (others, ``None`` too, as given).
 
@@ -118,8 +127,13 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
     for heads, ``label_names`` and ``compute_head_loss``.
     """
 
+    head: Head = HEADS["base"]
     #: Keyword arguments of ``call`` that carry labels.
     label_names: tuple[str, ...] = ()
+    #: The argument that carries the main input, as ``transformers`` names it.
+    main_input_name = "input_ids"
+    #: No activation recomputation in the Keras backend (transformers 4.x TF had none either).
+    supports_gradient_checkpointing = False
     #: The output fields a Keras compiled loss / metric sees (the first one set).
     logits_names: tuple[str, ...] = ("logits",)
 
@@ -129,6 +143,11 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         super().__init__(**kwargs)
         config.validate()
         self.config = config
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """True only for the causal decoder head (``TFBertLMHeadModel``), as in ``transformers``."""
+        return cls.head.loss == "causal_lm"
 
     # -- Keras plumbing -----------------------------------------------------
 
@@ -164,11 +183,27 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         return cls(bert_config, **config)
 
     def __call__(self, *args, **kwargs):
-        # Keras' fit/evaluate/predict pass the whole input dict as the first argument.
+        # Keras' fit/evaluate/predict pass the whole input dict as the first argument; the functional
+        # habit of transformers 4.x passes a list / tuple of tensors in the call's argument order.
         if args and isinstance(args[0], Mapping):
             kwargs = {**args[0], **kwargs}
             args = args[1:]
+        elif args and _is_input_list(args[0]):
+            kwargs = {**self._inputs_by_position(args[0], kwargs), **kwargs}
+            args = args[1:]
         return super().__call__(*args, **kwargs)
+
+    def _inputs_by_position(self, values, kwargs) -> dict[str, Any]:
+        """``{argument: tensor}`` of a list / tuple of inputs, in the order of :meth:`call`'s arguments."""
+        names = [n for n in inspect.signature(self.call).parameters if n != "training"]
+        if len(values) > len(names):
+            raise InputError(f"{type(self).__name__} got {len(values)} inputs in a list; it takes at most "
+                             f"{len(names)}, in this order: {names}")
+        given = dict(zip(names, values))
+        twice = sorted(set(given) & set(kwargs))
+        if twice:
+            raise InputError(f"{twice} given both in the input list and as keywords")
+        return given
 
     def _main_logits(self, outputs):
         if isinstance(outputs, ModelOutput):
@@ -295,11 +330,12 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
     # -- checkpoints --------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs):
-        """Load from a directory or hub id; see :func:`bert_tf.loading.from_pretrained`."""
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs):
+        """Load from a directory or hub id (positional or by ``transformers``' keyword);
+        see :func:`bert_tf.loading.from_pretrained`."""
         from .loading import from_pretrained
 
-        return from_pretrained(cls, name_or_path, **kwargs)
+        return from_pretrained(cls, pretrained_model_name_or_path, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """Write ``config.json`` + canonical safetensors; see :func:`bert_tf.loading.save_pretrained`."""

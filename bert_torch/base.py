@@ -24,6 +24,9 @@ from .heads import BertLMPredictionHead
 
 __all__ = ["BertPreTrainedModel", "init_parameter"]
 
+#: Attribute set on a parameter once it holds its value (initialised, loaded or resized).
+_INITIALIZED = "_tribert_initialized"
+
 
 @torch.no_grad()
 def init_parameter(module: nn.Module, leaf: str, config: BertConfig) -> None:
@@ -53,6 +56,10 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
 
     base_model_prefix = "bert"
     head: Head = HEADS["base"]
+    config_class = BertConfig
+    #: The argument that carries the main input, as ``transformers`` names it.
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
@@ -61,20 +68,47 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
         self.config = config
 
     def post_init(self) -> None:
-        """Initialise every parameter and tie the decoder (call at the end of ``__init__``)."""
+        """Initialise the parameters not yet initialised and tie the decoder (call at the end of ``__init__``).
+
+        A config carrying the old ``gradient_checkpointing=True`` flag turns checkpointing on, as ``transformers``
+        does (the flag is then dropped from the config, as there).
+        """
         self.init_weights()
+        if self.config.__dict__.get("gradient_checkpointing"):
+            self.gradient_checkpointing_enable()
+            delattr(self.config, "gradient_checkpointing")
+            self.config._extra_keys.remove("gradient_checkpointing")
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """True only for the causal decoder head (``BertLMHeadModel``), as in ``transformers``."""
+        return cls.head.loss == "causal_lm"
 
     # -- initialisation and tying -------------------------------------------
 
     def init_weights(self) -> None:
-        """(Re-)initialise all parameters like ``transformers`` (``config.initializer_range``), then tie."""
-        for key, _ in self.named_parameters():
-            self._init_key(key)
+        """Initialise like ``transformers`` (``config.initializer_range``) every parameter not yet
+        initialised, then tie.
+
+        As in ``transformers``, parameters already set (built by an earlier ``post_init``, loaded by
+        ``from_pretrained``, kept or created by ``resize_token_embeddings``) are left as they are, so
+        calling it again never overwrites trained weights.
+        """
+        for key, param in self.named_parameters():
+            if not getattr(param, _INITIALIZED, False):
+                self._init_key(key)
         self.tie_weights()
+
+    def _mark_initialized(self) -> None:
+        """Flag every current parameter as set (see :meth:`init_weights`)."""
+        for param in self.parameters():
+            setattr(param, _INITIALIZED, True)
 
     def _init_key(self, key: str) -> None:
         module_path, _, leaf = key.rpartition(".")
-        init_parameter(self.get_submodule(module_path), leaf, self.config)
+        module = self.get_submodule(module_path)
+        init_parameter(module, leaf, self.config)
+        setattr(getattr(module, leaf), _INITIALIZED, True)
 
     @property
     def base_model(self) -> nn.Module:
@@ -93,6 +127,12 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
         words = f"{self.base_model_prefix}.embeddings.word_embeddings.weight"
         return {key: source for key, source in self.head.tied_keys.items()
                 if source != words or self.config.tie_word_embeddings}
+
+    @property
+    def _tied_weights_keys(self) -> list[str] | None:
+        """The keys that share storage with another (what ``transformers`` 4.x lists under this name; PEFT and
+        accelerate read it), or None for models without an LM head."""
+        return list(self.tied_keys()) or None
 
     def tie_weights(self) -> None:
         """Share the MLM decoder weight with the word embeddings (``config.tie_word_embeddings``) and its bias."""
@@ -171,6 +211,7 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
             head.decoder = decoder
         self.config.vocab_size = new_num
         self.tie_weights()
+        self._mark_initialized()  # the rows are set: a later post_init must keep them
         return new
 
     # -- run-time switches ---------------------------------------------------
@@ -216,6 +257,21 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
     def is_gradient_checkpointing(self) -> bool:
         return self.base_model.encoder.gradient_checkpointing
 
+    def enable_input_require_grads(self) -> None:
+        """Make the input embeddings' output require grad, so adapters or gradient checkpointing on a frozen
+        embedding still get gradients (a forward hook, as ``transformers``)."""
+        def require_grads(module, inputs, output):
+            output.requires_grad_(True)
+
+        self.disable_input_require_grads()
+        self._require_grads_hook = self.get_input_embeddings().register_forward_hook(require_grads)
+
+    def disable_input_require_grads(self) -> None:
+        """Remove the hook :meth:`enable_input_require_grads` added (no-op without one)."""
+        hook = self.__dict__.pop("_require_grads_hook", None)
+        if hook is not None:
+            hook.remove()
+
     # -- introspection -------------------------------------------------------
 
     def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
@@ -237,11 +293,15 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
     # -- checkpoints ---------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | os.PathLike, **kwargs: Any):
-        """Load a checkpoint; see :func:`bert_torch.loading.from_pretrained` for the arguments."""
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None = None, **kwargs: Any):
+        """Load a checkpoint; see :func:`bert_torch.loading.from_pretrained` for the arguments.
+
+        ``pretrained_model_name_or_path`` may be passed by keyword, and be None with
+        ``config=`` and ``state_dict=`` (as ``transformers``).
+        """
         from .loading import from_pretrained
 
-        return from_pretrained(cls, name_or_path, **kwargs)
+        return from_pretrained(cls, pretrained_model_name_or_path, **kwargs)
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         """Write ``config.json`` + canonical weights; see :func:`bert_torch.loading.save_pretrained`."""

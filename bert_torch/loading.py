@@ -23,7 +23,7 @@ import torch
 
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
-from conversion import match_state, resolve_checkpoint, save_checkpoint
+from conversion import ResolvedCheckpoint, match_state, resolve_checkpoint, save_checkpoint
 from conversion.checkpoint import PT_WEIGHTS_NAME
 from conversion.safetensors_io import read_blocks
 
@@ -103,11 +103,27 @@ def _to_torch(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
+def _from_state_dict(name_or_path, config: BertConfig | None, state_dict: Mapping[str, torch.Tensor],
+                     hub: dict[str, Any], overrides: dict[str, Any]) -> ResolvedCheckpoint:
+    """The checkpoint of ``from_pretrained(..., state_dict=...)``: these tensors, the given config (or the
+    one at ``name_or_path``), as ``transformers`` loads a state dict instead of the weight file."""
+    if config is None:
+        if name_or_path is None:
+            raise ConfigError("from_pretrained(None, ...) needs config= and state_dict= (transformers' rule)")
+        config = BertConfig.from_pretrained(name_or_path, **hub)
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    config.validate()
+    tensors = {key: _to_numpy(value) for key, value in state_dict.items()}
+    return ResolvedCheckpoint(config, tensors, "the state_dict argument", Path(name_or_path or "."))
+
+
 def from_pretrained(
     model_class: type,
-    name_or_path: str | os.PathLike,
+    name_or_path: str | os.PathLike | None,
     *,
     config: BertConfig | None = None,
+    state_dict: Mapping[str, torch.Tensor] | None = None,
     revision: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
@@ -129,6 +145,8 @@ def from_pretrained(
         config: use this config instead of the checkpoint's ``config.json``.
         dtype: ``torch.float32`` (default) / ``bfloat16`` / ``float16``, a name, or ``"auto"``;
             ``torch_dtype`` is an alias.
+        state_dict: load these tensors (canonical or ``transformers`` keys) instead of the weight file;
+            ``name_or_path`` may then be None when ``config`` is given.
         device_map: where the parameters live (see :func:`resolve_device`).
         attn_implementation: ``"sdpa"`` (default) or ``"eager"``.
         ignore_mismatched_sizes: re-initialise shape-mismatched weights instead of raising.
@@ -150,8 +168,13 @@ def from_pretrained(
     # Constructor arguments (BertModel's add_pooling_layer) go to the model, the rest to the config.
     init_args = set(inspect.signature(model_class.__init__).parameters) - {"self", "config"}
     model_kwargs = {k: config_overrides.pop(k) for k in list(config_overrides) if k in init_args}
-    checkpoint = resolve_checkpoint(name_or_path, config=config, revision=revision, cache_dir=cache_dir,
-                                    local_files_only=local_files_only, token=token, **config_overrides)
+    hub = dict(revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token)
+    if state_dict is not None:
+        checkpoint = _from_state_dict(name_or_path, config, state_dict, hub, config_overrides)
+    elif name_or_path is None:
+        raise ConfigError("from_pretrained needs pretrained_model_name_or_path (or config= and state_dict=)")
+    else:
+        checkpoint = resolve_checkpoint(name_or_path, config=config, **hub, **config_overrides)
     param_dtype = resolve_dtype(dtype if dtype is not None else torch_dtype, checkpoint.config, checkpoint.tensors)
     device = resolve_device(device_map)
 
@@ -173,6 +196,7 @@ def from_pretrained(
         for key in [*report.missing_keys, *(k for k, _, _ in report.mismatched_keys)]:
             model._init_key(key)
     model.tie_weights()
+    model._mark_initialized()  # loaded or initialised: post_init() must not draw them again
     model.eval()
 
     name = type(model).__name__

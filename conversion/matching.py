@@ -13,11 +13,69 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
-from bert_core.errors import CheckpointError
+from bert_core.errors import CheckpointError, ShapeMismatchError
 
 from .rules import BASE_MODEL_PREFIX, IGNORED_KEY_PATTERNS, LEGACY_LEAF_NAMES, TIED_KEYS
 
-__all__ = ["LoadReport", "match_state", "normalize_key"]
+__all__ = ["LoadReport", "LoadingKeys", "match_state", "normalize_key"]
+
+
+class LoadingKeys(list):
+    """The key collections of ``output_loading_info``: a list (what ``transformers`` 4.x returned) that also
+    answers the set operations of 5.x (which returns sets).
+
+    ``info["missing_keys"][0]``, ``== []`` and ``len()`` work as on 4.x's list; ``- {...}``, ``& {...}``,
+    ``| {...}``, ``^ {...}``, ``issubset`` and ``== set()`` work as on 5.x's set (comparing with a set or
+    frozenset compares contents, order and repeats ignored).
+    """
+
+    def _other(self, other) -> set | None:
+        return set(other) if isinstance(other, (set, frozenset, list, tuple)) else None
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (set, frozenset)):
+            return set(self) == other
+        return list.__eq__(self, other)
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __hash__ = None  # mutable, as list
+
+    def __sub__(self, other):
+        return set(self) - set(other) if self._other(other) is not None else NotImplemented
+
+    def __rsub__(self, other):
+        return set(other) - set(self) if self._other(other) is not None else NotImplemented
+
+    def __and__(self, other):
+        return set(self) & set(other) if self._other(other) is not None else NotImplemented
+
+    def __or__(self, other):
+        return set(self) | set(other) if self._other(other) is not None else NotImplemented
+
+    def __xor__(self, other):
+        return set(self) ^ set(other) if self._other(other) is not None else NotImplemented
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def issubset(self, other) -> bool:
+        return set(self).issubset(other)
+
+    def issuperset(self, other) -> bool:
+        return set(self).issuperset(other)
+
+    def isdisjoint(self, other) -> bool:
+        return set(self).isdisjoint(other)
+
+    def difference(self, *others) -> set:
+        return set(self).difference(*others)
+
+    def intersection(self, *others) -> set:
+        return set(self).intersection(*others)
+
+    def union(self, *others) -> set:
+        return set(self).union(*others)
 
 
 @dataclass
@@ -48,12 +106,15 @@ class LoadReport:
         return list(self.assignments)
 
     def as_dict(self) -> dict[str, list]:
-        """The ``output_loading_info=True`` dict of ``transformers``, plus tied keys."""
+        """The ``output_loading_info=True`` dict of ``transformers``, plus tied keys.
+
+        Key collections are :class:`LoadingKeys`: 4.x's lists that also take 5.x's set operations.
+        """
         return {
-            "missing_keys": list(self.missing_keys),
-            "unexpected_keys": list(self.unexpected_keys),
-            "mismatched_keys": [(k, tuple(a), tuple(b)) for k, a, b in self.mismatched_keys],
-            "tied_keys": list(self.tied_keys),
+            "missing_keys": LoadingKeys(self.missing_keys),
+            "unexpected_keys": LoadingKeys(self.unexpected_keys),
+            "mismatched_keys": LoadingKeys((k, tuple(a), tuple(b)) for k, a, b in self.mismatched_keys),
+            "tied_keys": LoadingKeys(self.tied_keys),
             "error_msgs": [],
         }
 
@@ -156,7 +217,7 @@ def match_state(
     if mismatched and not ignore_mismatched_sizes:
         details = "\n  ".join(f"{k}: checkpoint {a} vs model {b}" for k, a, b in mismatched)
         where = f" in {source}" if source else ""
-        raise CheckpointError(
+        raise ShapeMismatchError(
             f"{len(mismatched)} weight(s){where} do not match the model's shapes:\n  {details}\n"
             f"Check that config.json matches the checkpoint, or pass ignore_mismatched_sizes=True "
             f"to re-initialise these weights."
