@@ -323,7 +323,7 @@ class TFBertPreTrainedModel(keras.Model):
 
     @property
     def input_signature(self) -> dict[str, tf.TensorSpec]:
-        """int32 ``input_ids`` / ``attention_mask`` / ``token_type_ids`` specs, as 4.x; see :func:`bert_tf.serving.input_signature`."""
+        """int32 ``input_ids`` / ``attention_mask`` / ``token_type_ids`` specs, as 4.x (:func:`bert_tf.serving.input_signature`)."""
         from .serving import input_signature
 
         return input_signature(self)

@@ -39,7 +39,8 @@ NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
 
 @keras.saving.register_keras_serializable(package="tribert")
 class WarmUp(keras.optimizers.schedules.LearningRateSchedule):
-    """A polynomial warm-up to ``initial_learning_rate`` over ``warmup_steps``, then ``decay_schedule_fn(step - warmup_steps)``.
+    """A polynomial warm-up to ``initial_learning_rate`` over ``warmup_steps``, then
+    ``decay_schedule_fn(step - warmup_steps)``.
 
     Args:
         initial_learning_rate: the rate reached at the end of the warm-up.
@@ -135,7 +136,7 @@ def create_optimizer(init_lr: float, num_train_steps: int, num_warmup_steps: int
                      adam_clipnorm: float | None = None, adam_global_clipnorm: float | None = None,
                      weight_decay_rate: float = 0.0, power: float = 1.0,
                      include_in_weight_decay: Sequence[str] | None = None):
-    """Adam(W) with a linear warm-up then a polynomial (linear by default) decay: ``transformers`` 4.x's ``create_optimizer``.
+    """Adam(W) with a linear warm-up then a polynomial (linear by default) decay: 4.x's ``create_optimizer``.
 
     Args:
         init_lr: the learning rate at the end of the warm-up.

@@ -7,7 +7,8 @@ weights, as 4.x did) each write a SavedModel that a fresh process with only Tens
 signature on int32 ``input_ids`` / ``attention_mask`` / ``token_type_ids`` (4.x's
 ``input_signature``), and through ``int64_serving`` on int64 ids where the path writes it. The
 outputs equal the Keras model's and HF ``transformers`` 5.x PyTorch's on the same checkpoint
-within the float32 bound (1e-5 + 1.3e-6 * magnitude), for the bare encoder and heads, multiple choice's ``(batch, choices, seq)`` included.
+within the float32 bound (1e-5 + 1.3e-6 * magnitude), for the bare encoder and heads, multiple
+choice's ``(batch, choices, seq)`` included.
 """
 
 from __future__ import annotations
