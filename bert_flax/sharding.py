@@ -10,8 +10,9 @@ split on ``data``. ``jax.jit`` and XLA's SPMD partitioner do the rest: there is
 no home-made distribution layer.
 
     mesh = make_mesh(data=2, model=4)
+    optimizer, _ = create_optimizer(5e-5, num_train_steps=1000, num_warmup_steps=100)
     state = shard_train_state(TrainState.create(apply_fn=model.module.apply, params=model.params,
-                                                tx=create_optimizer(5e-5)), mesh)
+                                                tx=optimizer), mesh)
     train_step = make_sharded_train_step(model, mesh, state, loss="sequence-classification")
     for batch in batches:
         state, metrics = train_step(state, shard_batch(batch, mesh), dropout_rng)

@@ -1,8 +1,9 @@
 """Training with optax: AdamW with a weight-decay mask, gradient clipping, and one jitted train step.
 
     model = FlaxBertForMaskedLM.from_pretrained(path)
-    state = TrainState.create(apply_fn=model.module.apply, params=model.params,
-                              tx=create_optimizer(5e-5, weight_decay=0.01, max_grad_norm=1.0))
+    optimizer, lr_schedule = create_optimizer(5e-5, num_train_steps=1000, num_warmup_steps=100,
+                                              weight_decay_rate=0.01, adam_global_clipnorm=1.0)
+    state = TrainState.create(apply_fn=model.module.apply, params=model.params, tx=optimizer)
     train_step = make_train_step(model, loss="masked-lm")
     for batch in batches:                      # dicts of (batch, seq) arrays incl. "labels"
         state, metrics = train_step(state, batch, dropout_rng)
@@ -10,7 +11,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import functools
+import re
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +23,8 @@ from flax.training import train_state
 
 from bert_core.errors import ConfigError
 
-__all__ = ["TrainState", "create_optimizer", "decay_mask", "make_train_step", "mask_tokens", "TRAIN_LOSSES"]
+__all__ = ["TrainState", "create_optimizer", "decay_mask", "make_train_step", "mask_tokens", "TRAIN_LOSSES",
+           "NO_DECAY_PATTERNS"]
 
 #: Losses ``make_train_step`` knows, with the head each needs.
 TRAIN_LOSSES = {"masked-lm": "masked-lm", "sequence-classification": "sequence-classification"}
@@ -30,37 +34,75 @@ class TrainState(train_state.TrainState):
     """``flax.training.train_state.TrainState``: ``step``, ``params``, ``tx``, ``opt_state``, ``apply_fn``."""
 
 
-def decay_mask(params) -> Any:
+#: What ``create_optimizer`` keeps out of weight decay (regular expressions searched in ``/``-joined parameter
+#: paths), as ``transformers`` 4.x's TF ``create_optimizer`` (and :mod:`bert_tf.optimization`).
+NO_DECAY_PATTERNS = ("LayerNorm", "layer_norm", "bias")
+
+
+def decay_mask(params, include_in_weight_decay: Sequence[str] | None = None,
+               exclude_from_weight_decay: Sequence[str] = NO_DECAY_PATTERNS) -> Any:
     """Same tree as ``params``: ``True`` where weight decay applies (kernels, embeddings), ``False`` for
-    biases and LayerNorm scales/biases, as BERT's original optimizer and transformers' examples do."""
+    biases and LayerNorm scales/biases, as BERT's original optimizer and transformers do.
+
+    A parameter is decayed when its ``/``-joined path (``bert/encoder/layer/0/output/LayerNorm/scale``)
+    matches a pattern of ``include_in_weight_decay``, else when it matches none of ``exclude_from_weight_decay``
+    (4.x's ``AdamWeightDecay._do_use_weight_decay``).
+    """
+    def decayed(path: tuple[str, ...]) -> bool:
+        name = "/".join(map(str, path))
+        if any(re.search(pattern, name) for pattern in include_in_weight_decay or ()):
+            return True
+        return not any(re.search(pattern, name) for pattern in exclude_from_weight_decay)
+
     flat = traverse_util.flatten_dict(params)
-    mask = {path: path[-1] != "bias" and "LayerNorm" not in path for path in flat}
-    return traverse_util.unflatten_dict(mask)
+    return traverse_util.unflatten_dict({path: decayed(path) for path in flat})
 
 
-def create_optimizer(learning_rate: float | Callable, weight_decay: float = 0.0, max_grad_norm: float | None = 1.0,
-                     *, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, warmup_steps: int = 0,
-                     total_steps: int | None = None) -> optax.GradientTransformation:
-    """AdamW with decoupled weight decay on kernels/embeddings only, after global-norm gradient clipping.
+def _clip_each_by_norm(max_norm: float) -> optax.GradientTransformation:
+    """Clip every gradient leaf to norm ``max_norm`` on its own (Keras' ``clipnorm``; optax has only a global one)."""
+    def clip(gradient, _params):
+        norm = jnp.sqrt(jnp.sum(jnp.square(gradient)))
+        return gradient * (max_norm / jnp.maximum(norm, max_norm))
 
-    Args:
-        learning_rate: a float or an optax schedule. With ``total_steps`` (and optional
-            ``warmup_steps``) a float becomes a linear warm-up then linear decay to 0, like transformers.
-        weight_decay: decoupled decay rate (masked by :func:`decay_mask`).
-        max_grad_norm: clip the global gradient norm to this (``None``: no clipping).
-        b1, b2, eps: Adam moments.
+    return optax.stateless_with_tree_map(clip)
+
+
+def create_optimizer(init_lr: float, num_train_steps: int, num_warmup_steps: int, min_lr_ratio: float = 0.0,
+                     adam_beta1: float = 0.9, adam_beta2: float = 0.999, adam_epsilon: float = 1e-8,
+                     adam_clipnorm: float | None = None, adam_global_clipnorm: float | None = None,
+                     weight_decay_rate: float = 0.0, power: float = 1.0,
+                     include_in_weight_decay: Sequence[str] | None = None) -> tuple[optax.GradientTransformation, Callable]:
+    """The optax twin of :func:`bert_tf.create_optimizer` (``transformers`` 4.x's TF ``create_optimizer``).
+
+    Same arguments and schedule: at update ``t`` (0-based) the rate is ``init_lr * t / num_warmup_steps``
+    during the warm-up, then ``(init_lr - end) * (1 - min(t - W, D) / D) ** power + end`` with
+    ``D = num_train_steps - num_warmup_steps`` and ``end = init_lr * min_lr_ratio``. Gradients are clipped
+    (``adam_clipnorm`` per leaf, ``adam_global_clipnorm`` over all), then AdamW with decoupled decay
+    ``param -= lr * weight_decay_rate * param`` on the parameters :func:`decay_mask` selects (not LayerNorm,
+    not biases). One difference from the Keras optimizer: optax adds ``adam_epsilon`` to ``sqrt(v_hat)``
+    (as ``torch.optim.AdamW``), Keras to ``sqrt(v)``; they differ only where ``sqrt(v)`` is near epsilon.
 
     Returns:
-        An ``optax.GradientTransformation``.
+        ``(optimizer, lr_schedule)``: an ``optax.GradientTransformation`` (``TrainState.create(tx=...)``)
+        and the schedule (``lr_schedule(step)``).
+
+    Raises:
+        ConfigError: ``num_train_steps`` not above ``num_warmup_steps``.
     """
-    schedule = learning_rate
-    if total_steps is not None and not callable(learning_rate):
-        warmup = optax.linear_schedule(0.0, learning_rate, max(warmup_steps, 1))
-        decay = optax.linear_schedule(learning_rate, 0.0, max(total_steps - warmup_steps, 1))
-        schedule = optax.join_schedules([warmup, decay], [warmup_steps]) if warmup_steps else decay
-    parts = [] if max_grad_norm is None else [optax.clip_by_global_norm(max_grad_norm)]
-    parts.append(optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=decay_mask))
-    return optax.chain(*parts)
+    if num_train_steps <= num_warmup_steps:
+        raise ConfigError(f"create_optimizer: num_train_steps ({num_train_steps}) must exceed "
+                          f"num_warmup_steps ({num_warmup_steps})")
+    schedule = optax.polynomial_schedule(init_lr, init_lr * min_lr_ratio, power, num_train_steps - num_warmup_steps)
+    if num_warmup_steps:
+        warmup = optax.linear_schedule(0.0, init_lr, num_warmup_steps)
+        schedule = optax.join_schedules([warmup, schedule], [num_warmup_steps])
+    parts = [] if adam_clipnorm is None else [_clip_each_by_norm(adam_clipnorm)]
+    if adam_global_clipnorm is not None:
+        parts.append(optax.clip_by_global_norm(adam_global_clipnorm))
+    mask = functools.partial(decay_mask, include_in_weight_decay=include_in_weight_decay)
+    parts.append(optax.adamw(schedule, b1=adam_beta1, b2=adam_beta2, eps=adam_epsilon,
+                             weight_decay=weight_decay_rate, mask=mask))
+    return optax.chain(*parts), schedule
 
 
 def make_train_step(model, loss: str = "masked-lm", *, donate_state: bool = False) -> Callable:

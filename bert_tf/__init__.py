@@ -2,7 +2,8 @@
 
 ``TFBertModel`` and the eight heads (also exported without the ``TF`` prefix),
 Auto classes, loading / saving the canonical checkpoint, an in-graph
-``TFBertTokenizer`` and SavedModel serving from raw strings. Importing this
+``TFBertTokenizer``, SavedModel serving (from raw strings or token ids) and
+``transformers`` 4.x's TF optimizer helpers (``create_optimizer``, ``AdamWeightDecay``, ``WarmUp``). Importing this
 package imports TensorFlow and Keras only (never torch or jax).
 """
 
@@ -60,7 +61,8 @@ from .models import (  # noqa: E402
     TFBertLMHeadModel,
     TFBertModel,
 )
-from .serving import export_savedmodel  # noqa: E402
+from .optimization import AdamWeightDecay, WarmUp, create_optimizer  # noqa: E402
+from .serving import export_savedmodel, serving_signatures  # noqa: E402
 from .tokenizer import TFBertTokenizer  # noqa: E402
 from .pipeline import pipeline  # noqa: E402
 
@@ -108,6 +110,10 @@ __all__ = [
     "canonical_tensors",
     "TFBertTokenizer",
     "export_savedmodel",
+    "serving_signatures",
+    "create_optimizer",
+    "AdamWeightDecay",
+    "WarmUp",
     "write_converted",
     "write_tf_h5",
     "eager_attention",

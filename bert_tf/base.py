@@ -337,8 +337,48 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
 
         return from_pretrained(cls, pretrained_model_name_or_path, **kwargs)
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
-        """Write ``config.json`` + canonical safetensors; see :func:`bert_tf.loading.save_pretrained`."""
+    def save_pretrained(self, save_directory: str | os.PathLike, saved_model: bool = False, version: int = 1,
+                        signatures=None, **kwargs) -> None:
+        """Write ``config.json`` + canonical safetensors; see :func:`bert_tf.loading.save_pretrained`.
+
+        ``saved_model=True`` also writes a SavedModel in ``save_directory/saved_model/<version>`` as
+        ``transformers`` 4.x did: signatures ``serving_default`` (int32 ids) and ``int64_serving``
+        (``signatures=`` replaces them), see :mod:`bert_tf.serving`.
+        """
         from .loading import save_pretrained
 
         save_pretrained(self, save_directory, **kwargs)
+        if saved_model:
+            from bert_core._io import atomic_directory
+
+            from .serving import serving_signatures
+
+            with atomic_directory(os.path.join(save_directory, "saved_model", str(version))) as tmp:
+                tf.saved_model.save(self, str(tmp), signatures=signatures or serving_signatures(self))
+
+    # -- export (bert_tf.serving) ---------------------------------------------
+
+    @property
+    def input_signature(self) -> dict[str, tf.TensorSpec]:
+        """int32 ``input_ids`` / ``attention_mask`` / ``token_type_ids`` specs, as 4.x (:func:`bert_tf.serving.input_signature`)."""
+        from .serving import input_signature
+
+        return input_signature(self)
+
+    @property
+    def _default_save_signature(self):
+        # What tf.saved_model.save(model, dir) serves without signatures=: Keras derives one from the
+        # build shapes, which a model built from its config (not from inputs) does not have.
+        from .serving import default_signature
+
+        return default_signature(self)
+
+    def export(self, filepath, format: str = "tf_saved_model", verbose: bool | None = None, input_signature=None,
+               **kwargs):
+        """Keras' ``export``; a SavedModel without ``input_signature`` gets :func:`bert_tf.serving.export_keras`'s
+        int32 (``serve``, ``serving_default``) and int64 (``int64_serving``) endpoints over token ids."""
+        if format == "tf_saved_model" and input_signature is None and not kwargs:
+            from .serving import export_keras
+
+            return export_keras(self, filepath, verbose=verbose)
+        return super().export(filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs)

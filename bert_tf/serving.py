@@ -12,8 +12,16 @@ Signatures: ``serving_default(text)`` and ``serving_pairs(text, text_pair)``
 (``(batch,)`` strings, any batch size); both return the head's output fields
 (``logits``; ``last_hidden_state`` + ``pooler_output``; ``start_logits`` + ``end_logits``; ...)
 in float32, plus the ``input_ids`` and ``attention_mask`` the tokenizer produced
-(to find ``[MASK]`` positions or skip padding). Without a tokenizer the signature
-takes ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64) instead.
+(to find ``[MASK]`` positions or skip padding). Without a tokenizer the signatures
+take ``input_ids``, ``attention_mask``, ``token_type_ids`` instead: ``serving_default``
+in int32 (``transformers`` 4.x's serving dtype) and ``int64_serving`` in int64.
+
+The model-level export paths of ``transformers`` 4.x live here too (the model methods
+delegate): :func:`input_signature` (``TFBertPreTrainedModel.input_signature``),
+:func:`serving_signatures` (what ``tf.saved_model.save(model, dir)``,
+``model.save_pretrained(dir, saved_model=True)`` and ``model.export(dir)`` write) and
+:func:`export_keras` (``model.export``). Those SavedModels take token ids only, and need
+nothing but TensorFlow to load.
 """
 
 from __future__ import annotations
@@ -28,10 +36,76 @@ from bert_core._io import atomic_directory
 from bert_core.errors import ConfigError
 from bert_core.heads import head_for_class_name
 
-__all__ = ["export_savedmodel", "SERVING_SIGNATURES"]
+__all__ = ["export_savedmodel", "export_keras", "input_signature", "serving_signatures", "serving_outputs",
+           "SERVING_SIGNATURES", "ID_SIGNATURES"]
 
-#: Signature names written by :func:`export_savedmodel`.
+#: Signature names written by :func:`export_savedmodel` with a tokenizer.
 SERVING_SIGNATURES = ("serving_default", "serving_pairs")
+#: Signature names over token ids, with their dtype (``transformers`` 4.x's ``save_pretrained(saved_model=True)``).
+ID_SIGNATURES = {"serving_default": tf.int32, "int64_serving": tf.int64}
+#: The inputs a serving signature over ids takes (4.x's ``input_signature``).
+ID_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def input_signature(model, dtype: tf.DType = tf.int32) -> dict[str, tf.TensorSpec]:
+    """``{"input_ids": TensorSpec([None, None], dtype), "attention_mask": ..., "token_type_ids": ...}``.
+
+    ``(batch, seq)`` for every head, ``(batch, choices, seq)`` for multiple choice; int32 by default
+    as ``transformers`` 4.x's ``TFBertPreTrainedModel.input_signature``.
+    """
+    rank = 3 if model.head.choices else 2
+    return {name: tf.TensorSpec([None] * rank, dtype, name=name) for name in ID_INPUTS}
+
+
+def serving_outputs(outputs) -> dict[str, tf.Tensor]:
+    """A model output as a signature's ``{field: tensor}``: set tensor fields as they are, tuples of
+    tensors (``hidden_states``, ``attentions``) stacked on a new first axis as 4.x's ``serving_output``;
+    the decoder cache (tuples of tuples) and ``None`` fields left out."""
+    result = {}
+    for name, value in outputs.items():
+        if isinstance(value, (tuple, list)):
+            if value and all(isinstance(v, tf.Tensor) for v in value):
+                result[name] = tf.stack(value)
+        elif value is not None:
+            result[name] = value
+    return result
+
+
+def _id_function(model) -> tf.types.experimental.PolymorphicFunction:
+    """The model's forward over an ids dict, one ``tf.function`` per model (traced once per dtype)."""
+    function = model.__dict__.get("_tribert_serving")
+    if function is None:
+        def serving(inputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            return serving_outputs(model(**inputs, return_dict=True, training=False))
+
+        function = tf.function(serving)
+        object.__setattr__(model, "_tribert_serving", function)  # not a Keras-tracked attribute
+    return function
+
+
+def serving_signatures(model) -> dict[str, Any]:
+    """``{"serving_default": int32 ids -> outputs, "int64_serving": int64 ids -> outputs}`` concrete functions,
+    the ``signatures=`` of ``tf.saved_model.save`` (4.x's ``save_pretrained(saved_model=True)`` wrote these two)."""
+    function = _id_function(model)
+    return {name: function.get_concrete_function(input_signature(model, dtype)) for name, dtype in ID_SIGNATURES.items()}
+
+
+def default_signature(model):
+    """The int32 ``serving_default`` alone: what ``tf.saved_model.save(model, dir)`` finds without ``signatures=``."""
+    return _id_function(model).get_concrete_function(input_signature(model, tf.int32))
+
+
+def export_keras(model, filepath: str | os.PathLike, verbose: bool | None = None) -> None:
+    """``model.export(filepath)``: a Keras ``ExportArchive`` with endpoints ``serve`` (int32 ids, also the
+    ``serving_default`` signature) and ``int64_serving``; outputs as :func:`serving_outputs`."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    function = _id_function(model)
+    for name, dtype in (("serve", tf.int32), ("int64_serving", tf.int64)):
+        archive.add_endpoint(name, function.python_function, input_signature=[input_signature(model, dtype)])
+    archive.write_out(str(filepath), verbose=bool(verbose))
 
 
 class _Serving(tf.Module):
@@ -72,8 +146,9 @@ class _Serving(tf.Module):
 def _signatures(module: _Serving) -> dict[str, Any]:
     strings = tf.TensorSpec([None], tf.string, name="text")
     if module.tokenizer is None:
-        ids = [tf.TensorSpec([None, None], tf.int64, name=n) for n in ("input_ids", "attention_mask", "token_type_ids")]
-        return {"serving_default": tf.function(module.ids, input_signature=ids)}
+        ids = tf.function(module.ids)
+        return {name: ids.get_concrete_function(*input_signature(module.model, dtype).values())
+                for name, dtype in ID_SIGNATURES.items()}
     return {
         "serving_default": tf.function(module.text, input_signature=[strings]),
         "serving_pairs": tf.function(module.pairs, input_signature=[strings, tf.TensorSpec([None], tf.string, name="text_pair")]),
@@ -86,7 +161,8 @@ def export_savedmodel(model, tokenizer, directory: str | os.PathLike, *, overwri
     Args:
         model: a ``bert_tf`` model (any head but multiple choice).
         tokenizer: a :class:`bert_tf.TFBertTokenizer` (its settings: ``max_length``, padding, ... are
-            frozen into the graph), or ``None`` for a signature over token ids.
+            frozen into the graph), or ``None`` for signatures over token ids (``serving_default``: int32,
+            ``int64_serving``: int64).
         directory: the SavedModel directory; it is assembled in a temporary sibling and renamed.
         overwrite: replace an existing ``directory``.
 

@@ -40,8 +40,9 @@ def main() -> None:
     test = encode(tokenizer, TEST)
 
     model = bert_flax.FlaxBertForSequenceClassification.from_pretrained(model_dir, num_labels=2, seed=0)
-    state = TrainState.create(apply_fn=model.module.apply, params=model.params,  # 3. train
-                              tx=create_optimizer(args.lr, weight_decay=0.01, max_grad_norm=1.0))
+    optimizer, _ = create_optimizer(args.lr, num_train_steps=args.steps + 1, num_warmup_steps=0,  # 3. train
+                                    weight_decay_rate=0.01, adam_global_clipnorm=1.0)
+    state = TrainState.create(apply_fn=model.module.apply, params=model.params, tx=optimizer)
     train_step = make_train_step(model, loss="sequence-classification")
     dropout_rng = jax.random.PRNGKey(0)
     for step in range(args.steps):

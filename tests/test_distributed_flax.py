@@ -189,7 +189,8 @@ def _run_case(loss, scan, relative, layouts):
 
     # Adam divides by sqrt(v): a gradient near eps turns its last-bit rounding differences (a sharded sum adds
     # in another order) into update differences of up to lr, so the rate is a realistic 1e-3, not 1e-2.
-    tx = create_optimizer(1e-3, weight_decay=0.01, max_grad_norm=1.0)
+    tx, _ = create_optimizer(1e-3, num_train_steps=100, num_warmup_steps=0, weight_decay_rate=0.01,
+                             adam_global_clipnorm=1.0)
     state = TrainState.create(apply_fn=model.module.apply, params=model.params, tx=tx)
     reference = run(state, make_train_step(model, loss=loss), jax.jit(value_and_grad), lambda b: b)
 

@@ -41,7 +41,8 @@ def test_optimizer_is_clipped_adamw_with_masked_decay():
     params = {"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,))},
               "LayerNorm": {"scale": jnp.ones((2,)), "bias": jnp.ones((2,))}}
     grads = jax.tree_util.tree_map(lambda p: jnp.full(p.shape, 10.0), params)
-    tx = create_optimizer(0.1, weight_decay=0.5, max_grad_norm=1.0)
+    tx, _ = create_optimizer(0.1, num_train_steps=10, num_warmup_steps=0, weight_decay_rate=0.5,
+                             adam_global_clipnorm=1.0)  # update 0 runs at the full rate
     updates, _ = tx.update(grads, tx.init(params), params)
     clipped = optax.clip_by_global_norm(1.0).update(grads, None)[0]
     adam = optax.adam(0.1, eps=1e-8)
@@ -62,7 +63,8 @@ def synthetic_mlm_batch(config, seed=0):
 
 def run_steps(model, loss, batch, steps):
     state = TrainState.create(apply_fn=model.module.apply, params=model.params,
-                              tx=create_optimizer(3e-3, weight_decay=0.01, max_grad_norm=1.0))
+                              tx=create_optimizer(3e-3, num_train_steps=100, num_warmup_steps=0,
+                                                  weight_decay_rate=0.01, adam_global_clipnorm=1.0)[0])
     step = make_train_step(model, loss=loss)
     rng = jax.random.PRNGKey(42)
     losses = []
@@ -96,7 +98,7 @@ def test_train_step_is_one_jitted_function_with_dropout_keyed_by_step():
     step = make_train_step(model, loss="masked-lm")
     assert hasattr(step, "lower")  # a jax.jit-compiled function
 
-    tx = create_optimizer(1e-3)  # one optimizer object: it is a static part of the state, keyed by identity
+    tx, _ = create_optimizer(1e-3, 10, 0)  # one optimizer object: it is a static part of the state, keyed by identity
 
     def fresh_state():
         return TrainState.create(apply_fn=model.module.apply, params=model.params, tx=tx)

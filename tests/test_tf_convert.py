@@ -105,13 +105,15 @@ def test_to_keras_loads_with_keras_and_gives_the_4x_outputs(tmp_path, head_dir):
 def test_to_savedmodel_over_token_ids_gives_the_4x_outputs(tmp_path, head_dir):
     _convert(FIXTURES / head_dir, "savedmodel", tmp_path / "sm")
     served = tf.saved_model.load(str(tmp_path / "sm" / "saved_model"))
-    assert set(served.signatures) == {"serving_default"}  # no vocabulary, so no string signature
+    # no vocabulary, so no string signature: token ids in int32 (4.x's serving dtype) and int64
+    assert set(served.signatures) == {"serving_default", "int64_serving"}
     ref = _reference(head_dir)
-    outputs = served.signatures["serving_default"](**{k.split(".", 1)[1]: tf.constant(v, tf.int64)
-                                                       for k, v in ref.items() if k.startswith("input.")})
-    for field in OUTPUTS[head_dir]:
-        mask = ref["input.attention_mask"] if field in PER_TOKEN else None
-        assert max_abs_diff(outputs[field], ref[f"tf.{field}"], mask) <= TOL["float32"], field
+    for signature, dtype in (("serving_default", tf.int32), ("int64_serving", tf.int64)):
+        outputs = served.signatures[signature](**{k.split(".", 1)[1]: tf.constant(v, dtype)
+                                                  for k, v in ref.items() if k.startswith("input.")})
+        for field in OUTPUTS[head_dir]:
+            mask = ref["input.attention_mask"] if field in PER_TOKEN else None
+            assert max_abs_diff(outputs[field], ref[f"tf.{field}"], mask) <= TOL["float32"], (signature, field)
 
 
 def test_to_savedmodel_with_a_vocab_serves_raw_strings(tmp_path, real_model_dir):

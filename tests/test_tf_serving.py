@@ -117,4 +117,4 @@ def test_export_is_atomic_and_refuses_to_clobber(exported, tmp_path):
     assert not list(tmp_path.iterdir())  # nothing half-written
     export_savedmodel(exported["qa"], None, root / "qa", overwrite=True)  # replaced whole, via a temporary sibling
     assert not [p for p in root.iterdir() if p.name.startswith(".")]
-    assert set(tf.saved_model.load(str(root / "qa")).signatures) == {"serving_default"}
+    assert set(tf.saved_model.load(str(root / "qa")).signatures) == {"serving_default", "int64_serving"}
