@@ -4,7 +4,7 @@ Imports no deep-learning framework.
 """
 
 from .config import ACTIVATIONS, POSITION_EMBEDDING_TYPES, BertConfig
-from .errors import CheckpointError, ConfigError, InputError, MissingBackendError, TokenizerError, TriBertError
+from .errors import CheckpointError, ConfigError, DeviceError, InputError, MissingBackendError, TokenizerError, TriBertError
 from .heads import HEADS, Head, get_head, head_for_class_name, head_for_config
 from .inputs import validate_inputs
 from .hub import HubError, resolve_file
@@ -24,6 +24,7 @@ __all__ = [
     "CheckpointError",
     "TokenizerError",
     "InputError",
+    "DeviceError",
     "validate_inputs",
     "MissingBackendError",
     "HubError",

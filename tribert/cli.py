@@ -91,23 +91,46 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from .run import load_pipeline, run_lines
+def _usage_error(args: argparse.Namespace, exc: Exception) -> int:
+    """The command cannot start (a bad argument, a device the framework does not see): one line, exit 2."""
+    if args.verbose:
+        raise exc
+    print(f"tribert {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 2
 
-    pipe = load_pipeline(args.task, args.model, framework=args.framework, device=args.device, dtype=args.dtype,
-                         batch_size=args.batch_size)  # fmt: skip
-    failures = run_lines(pipe, pipe.task.name, sys.stdin, sys.stdout, top_k=args.top_k)
-    return 1 if failures else 0
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bert_core.errors import DeviceError
+    from bert_pipelines import PipelineError, task_name
+
+    from .run import LineError, check_streams, load_pipeline, run_stream
+
+    try:
+        if args.batch_size < 1:
+            raise PipelineError(f"--batch-size must be at least 1, got {args.batch_size}")
+        task = task_name(args.task)
+        check_streams(sys.stdin, sys.stdout)  # before the model loads
+        pipe = load_pipeline(task, args.model, framework=args.framework, device=args.device, dtype=args.dtype,
+                             batch_size=args.batch_size)  # fmt: skip
+        return run_stream(pipe, task, sys.stdin, sys.stdout, sys.stderr, top_k=args.top_k, batch_size=args.batch_size)
+    except (DeviceError, LineError, PipelineError) as exc:
+        return _usage_error(args, exc)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
+    from bert_core.errors import DeviceError
+
     from .parity import format_table, parity_table, rows_as_dicts
 
     frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
     heads = tuple(h.strip() for h in args.heads.split(",")) if args.heads else None
     reference = None if args.reference == "none" else args.reference
     heads = None if heads == ("all",) else heads
-    rows = parity_table(args.model, frameworks, heads, dtype=args.dtype, device=args.device, reference=reference, outputs=args.outputs)
+    try:
+        rows = parity_table(args.model, frameworks, heads, dtype=args.dtype, device=args.device, reference=reference,
+                            outputs=args.outputs)  # fmt: skip
+    except DeviceError as exc:
+        return _usage_error(args, exc)
     if args.json:
         print(json.dumps({"model": args.model, "dtype": args.dtype, "device": args.device, "rows": rows_as_dicts(rows),
                           "ok": all(r.ok for r in rows)}, indent=1))  # fmt: skip
