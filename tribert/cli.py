@@ -85,7 +85,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
     result = convert(args.src, args.to, args.out, head=args.head, dtype=args.dtype, config_path=args.config,
-                     drop_unused=args.drop_unused, overwrite=args.overwrite, max_shard_size=args.max_shard_size,
+                     drop_unused=args.drop_unused, overwrite=args.overwrite, force=args.force, max_shard_size=args.max_shard_size,
                      revision=args.revision, local_files_only=args.local_files_only)
     print(result.summary())
     return 0
@@ -160,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="cast floating tensors")
     conv.add_argument("--config", help="config.json / bert_config.json when none sits next to the weights")
     conv.add_argument("--drop-unused", action="store_true", help="drop tensors the head does not use")
-    conv.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing tribert output directory (atomically)")
+    conv.add_argument("--force", action="store_true", help="with --overwrite: replace --out even if it is not a tribert output")
     conv.add_argument("--max-shard-size", default="5GB", help="shard safetensors above this size (default 5GB)")
     conv.add_argument("--revision", help="hub revision")
     conv.add_argument("--local-files-only", action="store_true", help="never contact the hub")

@@ -109,6 +109,8 @@ def _item(task: str, line: str) -> Any:
             item = json.loads(line)
         except json.JSONDecodeError as err:
             raise LineError(f"not valid JSON: {err.msg} at column {err.colno}") from None
+        except RecursionError:
+            raise LineError("not valid JSON here: nested too deeply") from None
         if not isinstance(item, dict):
             raise LineError(f"{task} needs a JSON object per line, got a JSON {type(item).__name__}")
         return item
