@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import select
 import subprocess
 import sys
 
@@ -137,13 +138,17 @@ def test_a_closed_stream_is_a_one_line_error_with_exit_2(models, redirect, strea
     assert stderr.strip() == f"tribert run: error: {stream} is closed; pipe input lines in and read results out"
 
 
-def test_a_reader_that_goes_away_stops_the_stream_with_exit_3(models):
-    command = [sys.executable, "-m", "tribert", "run", "--task", "fill-mask", "--model", str(models["short"])]
+def test_each_line_is_answered_at_once_and_a_reader_that_goes_away_stops_the_stream_with_exit_3(models):
+    command = [sys.executable, "-m", "tribert", "run", "--task", "fill-mask", "--model", str(models["short"]), "--batch-size", "8"]
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(b"Paris is [MASK].\n")
+    proc.stdin.flush()
+    # Interactive: the one line is answered while stdin stays open (a batch of 8 does not wait to fill).
+    assert select.select([proc.stdout], [], [], 120)[0], "no answer to a line while stdin stays open"
+    assert json.loads(proc.stdout.readline())[0]["token"] >= 0
     proc.stdin.write(b"Paris is [MASK].\n" * 400)  # ~400 KB of results: more than a pipe holds
     proc.stdin.close()
-    assert json.loads(proc.stdout.readline())[0]["token"] >= 0
-    proc.stdout.close()  # `| head -1`
+    proc.stdout.close()  # the reader goes away, as `| head -1` does
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=300) == 3
     assert stderr.strip() == "tribert run: error: stdout was closed (broken pipe); the remaining lines were not run"
