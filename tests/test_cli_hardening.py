@@ -75,7 +75,7 @@ def _has_gpu(framework: str) -> bool:
 def test_each_line_gets_one_output_line_in_order_with_truncation_warned_once(models):
     long_line = "[MASK] is " + "word " * 60  # 60+ tokens: truncated to the model's 16 positions, [MASK] kept
     lines = [b"Paris is [MASK].", long_line.encode(), b"", b"\xff\xfe [MASK]", long_line.encode(), b"  ",
-             b"Rome is [MASK]."]  # fmt: skip
+             b"Rome is [MASK].", b"[MASK] " * (3 << 20)]  # the last: 18 MiB, skipped unread  # fmt: skip
     result = _run("run", "--task", "fill-mask", "--model", models["short"], "--batch-size", 3, stdin=b"\n".join(lines) + b"\n")
     stderr = result.stderr.decode()
     records = [json.loads(line) for line in result.stdout.decode().splitlines()]
@@ -86,6 +86,7 @@ def test_each_line_gets_one_output_line_in_order_with_truncation_warned_once(mod
     assert records[2] == {"error": "empty line; each line must hold one input", "line": 3}
     assert records[5] == {"error": "empty line; each line must hold one input", "line": 6}
     assert records[3] == {"error": "not valid UTF-8 (byte 0xff at offset 0)", "line": 4}
+    assert records[7] == {"error": "longer than 16 MiB; skipped unread", "line": 8}
     warnings = [line for line in stderr.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "line 2" in warnings[0] and "truncated to 16 tokens" in warnings[0]
 
@@ -175,3 +176,14 @@ def test_tf_and_flax_pipelines_refuse_a_gpu_they_do_not_see(framework, models):
     name = {"tf": "tensorflow", "flax": "jax"}[framework]
     with pytest.raises(DeviceError, match=rf"(?i)^no GPU( 99)? visible to {name}; available devices: .*cpu:0"):
         backend.pipeline("fill-mask", model=models["short"], device=_no_gpu(framework))
+
+
+def test_the_line_reader_splits_across_reads_and_skips_an_over_long_line_unread(tmp_path):
+    from tribert.stream import TOO_LONG, read_chunks
+
+    path = tmp_path / "lines"
+    path.write_bytes(b"a\r\nbb\n" + b"x" * 70_000 + b"\nc\n\n" + b"y" * 200_000 + b"\nlast")  # no final newline
+    with open(path, "rb") as file:
+        chunks = list(read_chunks(file.fileno(), 3, max_bytes=100_000))
+    assert [line for chunk in chunks for line in chunk] == [b"a\r", b"bb", b"x" * 70_000, b"c", b"", TOO_LONG, b"last"]
+    assert all(1 <= len(chunk) <= 3 for chunk in chunks)

@@ -30,6 +30,7 @@ class _LineReader:
     def __init__(self, fd: int, max_bytes: int):
         self.fd, self.max_bytes = fd, max_bytes
         self.pending = bytearray()
+        self.searched = 0  # pending[:searched] holds no newline: each byte is scanned once
         self.eof = False
         self.dropping = False  # inside a line over max_bytes: its bytes are discarded up to its newline
 
@@ -42,20 +43,23 @@ class _LineReader:
     def next_line(self, block: bool) -> bytes | None | object:
         """The next line, :data:`TOO_LONG`, ``_EOF``, or (``block=False``) ``_NOT_READY``."""
         while True:
-            cut = self.pending.find(b"\n")
+            cut = self.pending.find(b"\n", self.searched)
             if cut >= 0 or (self.eof and (self.pending or self.dropping)):
                 end = cut if cut >= 0 else len(self.pending)
                 line = bytes(self.pending[:end])
                 del self.pending[: end + 1]
+                self.searched = 0
                 if self.dropping:
                     self.dropping = False
                     return TOO_LONG
                 return line
             if self.eof:
                 return _EOF
+            self.searched = len(self.pending)
             if len(self.pending) > self.max_bytes:
                 self.dropping = True
                 self.pending.clear()
+                self.searched = 0
             if not block and not self._ready():
                 return _NOT_READY
             data = os.read(self.fd, 1 << 16)
