@@ -8,8 +8,8 @@ from . import logging  # configures the package loggers (level from TRIBERT_VERB
 from ._version import __version__
 
 from .config import ACTIVATIONS, POSITION_EMBEDDING_TYPES, BertConfig
-from .errors import (CheckpointError, ConfigError, InputError, MissingBackendError, ShapeMismatchError, TokenizerError,
-                     TriBertError)
+from .errors import (CheckpointError, ConfigError, DeviceError, InputError, MissingBackendError, ShapeMismatchError,
+                     TokenizerError, TriBertError)
 from .heads import HEADS, Head, get_head, head_for_class_name, head_for_config
 from .inputs import validate_inputs
 from .hub import HubError, resolve_file
@@ -31,6 +31,7 @@ __all__ = [
     "ShapeMismatchError",
     "TokenizerError",
     "InputError",
+    "DeviceError",
     "validate_inputs",
     "MissingBackendError",
     "HubError",

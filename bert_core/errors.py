@@ -8,7 +8,7 @@ shape problems, both shapes.
 from __future__ import annotations
 
 __all__ = ["TriBertError", "ConfigError", "CheckpointError", "ShapeMismatchError", "TokenizerError", "InputError",
-           "MissingBackendError"]
+           "DeviceError", "MissingBackendError"]
 
 
 class TriBertError(ValueError):
@@ -36,6 +36,15 @@ class TokenizerError(TriBertError):
 
 class InputError(TriBertError):
     """A call input is out of range or malformed (names the argument, the value and the valid range)."""
+
+
+class DeviceError(TriBertError):
+    """A device was asked for that the framework does not see (names the framework and the devices it sees)."""
+
+    @classmethod
+    def unavailable(cls, framework: str, wanted: str, available: list[str]) -> "DeviceError":
+        """``wanted`` (``"GPU"``, ``"GPU 3"``, ...) is not among ``framework``'s ``available`` devices."""
+        return cls(f"no {wanted} visible to {framework}; available devices: {', '.join(available) or 'none'}")
 
 
 class MissingBackendError(ImportError):

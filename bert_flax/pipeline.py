@@ -15,23 +15,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bert_core.errors import DeviceError
 from bert_core.heads import get_head
 from bert_pipelines import Pipeline, build_pipeline, resolve_parts
 
 from . import models
 
-__all__ = ["pipeline"]
+__all__ = ["pipeline", "pipeline_device"]
 
 _FIELDS = ("logits", "last_hidden_state", "start_logits", "end_logits")
 
 
-def _device(device: Any) -> Any:
-    """``None`` -> JAX's default device; "cpu" / "gpu" / "tpu" -> the first of that platform; an int -> that device."""
+def pipeline_device(device: Any) -> Any:
+    """``None`` -> JAX's default device; "cpu" / "gpu" / "tpu" -> the first of that platform; an int or
+    "gpu:1" -> that device.
+
+    Raises:
+        DeviceError: a platform or device index JAX does not see.
+    """
     if device is None:
         return None
+    visible = [f"{d.platform}:{d.id}" for d in jax.devices()]
     if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
+        if not 0 <= int(device) < len(visible):
+            raise DeviceError.unavailable("jax", f"device {int(device)}", visible)
         return jax.devices()[int(device)]
-    return jax.devices({"cuda": "gpu"}.get(device, device))[0]
+    platform, _, index = str(device).lower().partition(":")
+    platform = {"cuda": "gpu"}.get(platform, platform)
+    try:
+        found = jax.devices(platform)
+    except RuntimeError:  # jax: "Unknown backend" / "no platforms that are instances of gpu"
+        found = []
+    if int(index or 0) >= len(found):
+        raise DeviceError.unavailable("jax", platform.upper() + (f" {index}" if index and index != "0" else ""), visible)
+    return found[int(index or 0)]
 
 
 def pipeline(
@@ -49,7 +66,7 @@ def pipeline(
     ``pack`` (default on): per-token tasks run inputs packed end to end in rows with a
     block-diagonal mask (equal outputs, no padding compute); ``batch_size`` then counts rows.
     """
-    target = _device(device)
+    target = pipeline_device(device)
     compute = jnp.float32 if dtype is None else jnp.dtype(dtype)
 
     def load(head: str, path: Any) -> Any:

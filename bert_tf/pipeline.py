@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bert_core.errors import DeviceError
 from bert_core.heads import get_head
 from bert_pipelines import Pipeline, PipelineError, bucket_length, build_pipeline, resolve_parts
 
@@ -26,7 +28,7 @@ from .compiled import CompiledCall
 from .export import KERAS_FILE
 from .loading import resolve_dtype
 
-__all__ = ["pipeline"]
+__all__ = ["pipeline", "pipeline_device"]
 
 _FIELDS = ("logits", "last_hidden_state", "start_logits", "end_logits")
 #: Weight files ``from_pretrained`` reads; a directory with none of them but a ``model.keras`` loads that.
@@ -34,18 +36,31 @@ _CHECKPOINT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytor
                      "flax_model.msgpack")
 
 
-def _device(device: Any) -> str | None:
-    """``None`` -> TensorFlow's own placement; "cpu" / "gpu" / "cuda" -> the first of that kind; an int or "0" -> that GPU."""
+def pipeline_device(device: Any) -> str | None:
+    """``None`` -> TensorFlow's own placement; "cpu" / "gpu" / "cuda" -> the first of that kind; an int, "0" or
+    "gpu:1" -> that GPU; a full TensorFlow device string as it is.
+
+    TensorFlow places an op on the CPU, silently, when the asked device is missing (soft placement),
+    so the device is checked against the visible ones here.
+
+    Raises:
+        DeviceError: a device TensorFlow does not see.
+    """
     if device is None:
         return None
     if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
-        return "/CPU:0" if int(device) < 0 else f"/GPU:{int(device)}"
-    name = str(device).lower()
-    if name in ("cpu", "gpu", "tpu"):
-        return f"/{name.upper()}:0"
-    if name == "cuda":
-        return "/GPU:0"
-    return str(device)  # a full TensorFlow device string such as "/job:localhost/device:GPU:1"
+        target = "/CPU:0" if int(device) < 0 else f"/GPU:{int(device)}"
+    else:
+        kind, _, index = str(device).lower().partition(":")
+        kind = "gpu" if kind == "cuda" else kind
+        target = f"/{kind.upper()}:{index or 0}" if kind in ("cpu", "gpu", "tpu") else str(device)
+    match = re.search(r"(CPU|GPU|TPU):(\d+)$", target.upper())
+    if match:
+        visible = tf.config.list_logical_devices()
+        if int(match[2]) >= sum(d.device_type == match[1] for d in visible):
+            raise DeviceError.unavailable("tensorflow", f"{match[1]} {match[2]}" if match[2] != "0" else match[1],
+                                          [d.name for d in visible])
+    return target
 
 
 def _load_keras(path: Path, head: str, dtype: Any) -> Any:
@@ -101,7 +116,7 @@ def pipeline(
     Returns:
         A callable :class:`bert_pipelines.Pipeline`.
     """
-    target = _device(device)
+    target = pipeline_device(device)
     policy = resolve_dtype(dtype)  # a bad name fails before any file is read
     placement = (lambda: tf.device(target)) if target else contextlib.nullcontext
 

@@ -8,25 +8,38 @@ from typing import Any
 import numpy as np
 import torch
 
+from bert_core.errors import DeviceError
 from bert_core.heads import get_head
 from bert_pipelines import Pipeline, build_pipeline, resolve_parts
 
 from . import models
 
-__all__ = ["pipeline"]
+__all__ = ["pipeline", "pipeline_device"]
 
 _FIELDS = ("logits", "last_hidden_state", "start_logits", "end_logits")
 
 
-def _device(device: Any) -> torch.device:
-    """``None``/"cpu" -> CPU; "gpu"/"cuda" -> the first GPU; an int or "0" -> that GPU."""
+def pipeline_device(device: Any) -> torch.device:
+    """``None``/"cpu" -> CPU; "gpu"/"cuda" -> the first GPU; an int, "0" or "gpu:1" -> that GPU.
+
+    Raises:
+        DeviceError: a GPU torch does not see, or a name that is no torch device.
+    """
     if device is None or device == "cpu" or device == -1:
         return torch.device("cpu")
-    if device in ("gpu", "cuda"):
-        return torch.device("cuda")
     if isinstance(device, int) or (isinstance(device, str) and device.isdigit()):
-        return torch.device(f"cuda:{int(device)}")
-    return torch.device(device)
+        device = f"cuda:{int(device)}"
+    elif isinstance(device, str) and device.split(":")[0].lower() in ("gpu", "cuda"):
+        device = "cuda" + device[len(device.split(":")[0]):]
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise DeviceError(f"device {device!r} is not a torch device ({err})") from None
+    count = torch.cuda.device_count() if target.type == "cuda" and torch.cuda.is_available() else 0
+    if target.type == "cuda" and (target.index or 0) >= count:
+        visible = ["cpu"] + [f"cuda:{i}" for i in range(count)]
+        raise DeviceError.unavailable("torch", "GPU" if target.index is None else f"GPU {target.index}", visible)
+    return target
 
 
 def pipeline(
@@ -55,7 +68,7 @@ def pipeline(
     Returns:
         A callable :class:`bert_pipelines.Pipeline`.
     """
-    target = _device(device)
+    target = pipeline_device(device)
     options: dict[str, Any] = {"dtype": dtype} if dtype is not None else {}
     if attn_implementation:
         options["attn_implementation"] = attn_implementation

@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from bert_core._io import atomic_directory
+from bert_core._io import atomic_directory, recover_directory
 from bert_core.config import BertConfig
 from bert_core.errors import CheckpointError, ConfigError
 
@@ -111,6 +111,18 @@ def _copy_side_files(source: Source, tmp: Path, config_path: Path | None) -> Non
             shutil.copy2(src, tmp / name)
 
 
+def _check_out(out: Path, overwrite: bool, force: bool) -> None:
+    """Refuse an ``out`` that holds something unless told to replace it, and a non-tribert one unless forced."""
+    recover_directory(out)  # a conversion killed mid-swap: put the old output back first
+    if not (out.exists() or out.is_symlink()) or (out.is_dir() and not any(out.iterdir())):
+        return
+    if not overwrite:
+        raise CheckpointError(f"output {out} already exists; pass --overwrite to replace it")
+    if not force and not (out.is_dir() and (out / MANIFEST_NAME).is_file()):
+        raise CheckpointError(f"output {out} is not a tribert output (it holds no {MANIFEST_NAME}), so --overwrite "
+                              "will not replace it; pass --force as well to replace it anyway")
+
+
 def convert(
     src: str | os.PathLike,
     to: str,
@@ -121,6 +133,7 @@ def convert(
     config_path: str | os.PathLike | None = None,
     drop_unused: bool = False,
     overwrite: bool = False,
+    force: bool = False,
     max_shard_size: int | str = "5GB",
     writer: Callable | None = None,
     **hub_kwargs,
@@ -134,7 +147,9 @@ def convert(
         dtype: cast floating tensors (float32 / float16 / bfloat16).
         config_path: a config file when none sits next to the weights.
         drop_unused: drop tensors the head does not use instead of failing.
-        overwrite: replace an existing ``out``.
+        overwrite: replace an existing ``out`` that is a tribert output (holds :data:`MANIFEST_NAME`).
+            The old output stays whole until the new one is complete (:func:`bert_core._io.atomic_directory`).
+        force: with ``overwrite``, replace ``out`` even when it is not a tribert output.
         writer: ``writer(tensors, config, head, out_dir) -> written paths`` for ``to`` (a backend's
             ``CONVERT_WRITERS`` entry; ``tribert.convert`` looks it up).
 
@@ -147,8 +162,7 @@ def convert(
     if writer is None:
         writer = functools.partial(WRITERS[to], max_shard_size=max_shard_size) if to == "safetensors" else WRITERS[to]
     out = Path(out)
-    if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
-        raise CheckpointError(f"output {out} already exists; pass --overwrite to replace it")
+    _check_out(out, overwrite, force)
     source = detect_source(src, **hub_kwargs)
     config = read_config(source, config_path)
     tensors = read_source(source, config)

@@ -154,5 +154,8 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     with pytest.raises(CheckpointError, match="already exists"):
         convert(FIXTURES / "pretraining", "safetensors", out)
     assert (out / "keep.txt").read_text() == "mine"
-    convert(FIXTURES / "pretraining", "safetensors", out, overwrite=True)
+    with pytest.raises(CheckpointError, match="not a tribert output"):  # --overwrite replaces only a tribert output
+        convert(FIXTURES / "pretraining", "safetensors", out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    convert(FIXTURES / "pretraining", "safetensors", out, overwrite=True, force=True)
     assert not (out / "keep.txt").exists() and (out / "model.safetensors").is_file()

@@ -87,29 +87,52 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import convert
 
     result = convert(args.src, args.to, args.out, head=args.head, dtype=args.dtype, config_path=args.config,
-                     drop_unused=args.drop_unused, overwrite=args.overwrite, max_shard_size=args.max_shard_size,
+                     drop_unused=args.drop_unused, overwrite=args.overwrite, force=args.force, max_shard_size=args.max_shard_size,
                      revision=args.revision, local_files_only=args.local_files_only)
     print(result.summary())
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from .run import load_pipeline, run_lines
+def _usage_error(args: argparse.Namespace, exc: Exception) -> int:
+    """The command cannot start (a bad argument, a device the framework does not see): one line, exit 2."""
+    if args.verbose:
+        raise exc
+    print(f"tribert {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 2
 
-    pipe = load_pipeline(args.task, args.model, framework=args.framework, device=args.device, dtype=args.dtype,
-                         batch_size=args.batch_size)  # fmt: skip
-    failures = run_lines(pipe, pipe.task.name, sys.stdin, sys.stdout, top_k=args.top_k)
-    return 1 if failures else 0
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bert_core.errors import DeviceError
+    from bert_pipelines import PipelineError, task_name
+
+    from .run import LineError, check_streams, load_pipeline, run_stream
+
+    try:
+        if args.batch_size < 1:
+            raise PipelineError(f"--batch-size must be at least 1, got {args.batch_size}")
+        task = task_name(args.task)
+        check_streams(sys.stdin, sys.stdout)  # before the model loads
+        pipe = load_pipeline(task, args.model, framework=args.framework, device=args.device, dtype=args.dtype,
+                             batch_size=args.batch_size)  # fmt: skip
+        return run_stream(pipe, task, sys.stdin, sys.stdout, sys.stderr, top_k=args.top_k, batch_size=args.batch_size)
+    except (DeviceError, LineError, PipelineError) as exc:
+        return _usage_error(args, exc)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
+    from bert_core.errors import DeviceError
+
     from .parity import format_table, parity_table, rows_as_dicts
 
     frameworks = tuple(f.strip() for f in args.frameworks.split(",") if f.strip())
     heads = tuple(h.strip() for h in args.heads.split(",")) if args.heads else None
     reference = None if args.reference == "none" else args.reference
     heads = None if heads == ("all",) else heads
-    rows = parity_table(args.model, frameworks, heads, dtype=args.dtype, device=args.device, reference=reference, outputs=args.outputs)
+    try:
+        rows = parity_table(args.model, frameworks, heads, dtype=args.dtype, device=args.device, reference=reference,
+                            outputs=args.outputs)  # fmt: skip
+    except DeviceError as exc:
+        return _usage_error(args, exc)
     if args.json:
         print(json.dumps({"model": args.model, "dtype": args.dtype, "device": args.device, "rows": rows_as_dicts(rows),
                           "ok": all(r.ok for r in rows)}, indent=1))  # fmt: skip
@@ -139,7 +162,8 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="cast floating tensors")
     conv.add_argument("--config", help="config.json / bert_config.json when none sits next to the weights")
     conv.add_argument("--drop-unused", action="store_true", help="drop tensors the head does not use")
-    conv.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    conv.add_argument("--overwrite", action="store_true", help="replace an existing tribert output directory (atomically)")
+    conv.add_argument("--force", action="store_true", help="with --overwrite: replace --out even if it is not a tribert output")
     conv.add_argument("--max-shard-size", default="5GB", help="shard safetensors above this size (default 5GB)")
     conv.add_argument("--revision", help="hub revision")
     conv.add_argument("--local-files-only", action="store_true", help="never contact the hub")

@@ -133,10 +133,11 @@ def run_framework(framework: str, directory: Path, head: str, inputs: dict[str, 
         raise TriBertError(f"framework {framework!r} is not available: {err}") from None
     cls = getattr(package, get_head(head).class_name)
     options = dict(output_hidden_states=True, output_attentions=True)
+    # Each backend's pipeline resolves (and checks) the device: never a silent fallback to the CPU.
+    target = importlib.import_module(f"{PACKAGES['torch' if framework == REFERENCE else framework]}.pipeline").pipeline_device(device)
     if framework in ("torch", REFERENCE):
         import torch
 
-        target = {"gpu": "cuda", "cpu": "cpu"}.get(device, device)
         model = cls.from_pretrained(directory, dtype=getattr(torch, dtype)).to(target).eval()
         with torch.no_grad():
             return flatten_outputs(model(**{k: torch.from_numpy(v).to(target) for k, v in inputs.items()}, **options))
@@ -144,14 +145,15 @@ def run_framework(framework: str, directory: Path, head: str, inputs: dict[str, 
         import tensorflow as tf
 
         # Weights are created, and the forward runs, on the asked device ("cpu" / "gpu" / "gpu:1").
-        name, _, index = device.partition(":")
-        with tf.device(f"/{name.upper()}:{index or 0}"):
+        with tf.device(target):
             model = cls.from_pretrained(directory, dtype=dtype)
             return flatten_outputs(model(**{k: tf.constant(v) for k, v in inputs.items()}, training=False, **options))
+    import jax
     import jax.numpy as jnp
 
     model = cls.from_pretrained(directory, dtype=getattr(jnp, dtype))
-    return flatten_outputs(model(**inputs, **options))
+    model.params = jax.device_put(model.params, target)
+    return flatten_outputs(model(**{k: jax.device_put(v, target) for k, v in inputs.items()}, **options))
 
 
 def _valid(name: str, shape: tuple[int, ...], mask: np.ndarray, skip_empty_rows: bool = False) -> np.ndarray | None:

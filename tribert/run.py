@@ -1,31 +1,51 @@
-"""``tribert run``: a pipeline over stdin lines, one JSON result per output line.
+"""``tribert run``: a pipeline over stdin lines, exactly one JSON output line per input line, in order.
 
 Each input line is one input (question-answering: a JSON object with
 ``question`` and ``context``; text-classification also accepts
-``{"text": ..., "text_pair": ...}``). Results are flushed line by line, so the
-command works in a shell pipe; a bad line (not JSON where JSON is expected,
-no ``[MASK]``, or an input the model cannot take: an id outside its vocabulary,
-a token type or length past its tables, which the pipelines engine checks
-before every forward) yields ``{"error": ..., "line": N}`` on its own output
-line and the stream goes on; the command then exits non-zero.
+``{"text": ..., "text_pair": ...}``). A line that cannot be run (empty, not
+UTF-8, not JSON where JSON is expected, no ``[MASK]``, an input the model cannot
+take, or any other failure of the pipeline on it) yields
+``{"error": "...", "line": N}`` in its place and the stream goes on. Input is
+truncated to what the model takes (:func:`truncated_to_model`).
+
+Lines are run in chunks of up to ``--batch-size``: a chunk is one pipeline call,
+and when that call fails each of its lines is run alone, so one bad line never
+fails its neighbours. A chunk never waits for input that is not there yet, so
+in an interactive pipe every line is answered as soon as it is read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import itertools
 import json
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 import numpy as np
 
 from bert_core.errors import TriBertError
+from bert_core.inputs import max_sequence_length
 
-__all__ = ["FRAMEWORKS", "load_pipeline", "run_lines", "jsonable"]
+from .stream import TOO_LONG, MAX_LINE_BYTES, read_chunks
+
+__all__ = ["FRAMEWORKS", "EXIT_OK", "EXIT_FAILED_LINES", "EXIT_USAGE", "EXIT_STREAM", "LineError", "load_pipeline",
+           "run_lines", "run_chunks", "run_stream", "check_streams", "truncated_to_model", "jsonable", "read_chunks"]
 
 FRAMEWORKS = {"torch": "bert_torch", "tf": "bert_tf", "flax": "bert_flax"}
 _TOP_K_TASKS = ("fill-mask", "text-classification", "question-answering")
+
+#: Exit statuses of ``tribert run`` (docs/cli.md): every line ran; some lines got an error object;
+#: the command could not start (an argument, a device the framework does not see, a closed stdin or
+#: stdout); the stream broke mid-way (stdout closed, stdin unreadable), so results were lost.
+EXIT_OK, EXIT_FAILED_LINES, EXIT_USAGE, EXIT_STREAM = 0, 1, 2, 3
+
+
+class LineError(TriBertError):
+    """A stdin line that is not an input: empty, not UTF-8, too long to read, or not the JSON the task needs."""
 
 
 def jsonable(value: Any) -> Any:
@@ -49,30 +69,177 @@ def load_pipeline(task: str, model: str, framework: str = "torch", device: str |
     return backend.pipeline(task, model=model, device=device, dtype=dtype, **kwargs)
 
 
-def _item(task: str, line: str) -> Any:
-    if task == "question-answering" or (task == "text-classification" and line.lstrip().startswith("{")):
+@contextlib.contextmanager
+def truncated_to_model(pipe: Any) -> Iterator[int]:
+    """Within the block, the pipeline's tokenizer truncates to what the model takes; yields that length.
+
+    The limit is the smaller of the tokenizer's ``model_max_length`` and the model's
+    ``max_position_embeddings``: a tokenizer saved without a limit, or with a longer one
+    than the model's position table, would otherwise hand the model an input it cannot take.
+    """
+    tokenizer = pipe.tokenizer
+    saved = tokenizer.model_max_length
+    limit = min(int(saved), max_sequence_length(pipe.task.config)) if saved else max_sequence_length(pipe.task.config)
+    tokenizer.model_max_length = limit
+    try:
+        yield limit
+    finally:
+        tokenizer.model_max_length = saved
+
+
+def _decode(raw: bytes | str | None, number: int) -> str:
+    if raw is TOO_LONG:
+        raise LineError(f"longer than {MAX_LINE_BYTES >> 20} MiB; skipped unread")
+    if isinstance(raw, bytes):
         try:
-            return json.loads(line)
-        except json.JSONDecodeError as err:
-            raise TriBertError(f"not a JSON object: {err.msg} at column {err.colno}") from None
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise LineError(f"not valid UTF-8 (byte {raw[err.start]:#04x} at offset {err.start})") from None
+    line = raw.rstrip("\r\n")
+    if number == 1:
+        line = line.removeprefix("\ufeff")  # a byte order mark some editors write
+    if not line.strip():
+        raise LineError("empty line; each line must hold one input")
     return line
 
 
-def run_lines(pipe: Any, task: str, lines: Iterable[str], out: IO[str], top_k: int | None = None) -> int:
-    """Run ``pipe`` on every non-empty line; returns how many lines failed."""
-    params = {"top_k": top_k} if top_k is not None and task in _TOP_K_TASKS else {}
-    failures = 0
-    for number, raw in enumerate(lines, 1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            continue
+def _item(task: str, line: str) -> Any:
+    if task == "question-answering" or (task == "text-classification" and line.lstrip().startswith("{")):
         try:
-            record = jsonable(pipe(_item(task, line), **params))
-        except (ValueError, KeyError, TypeError) as err:  # TriBertError is a ValueError
-            failures += 1
-            message = " ".join(str(err).split()) or type(err).__name__
-            record = {"error": message, "line": number}
-            print(f"tribert run: line {number}: {message}", file=sys.stderr)
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        out.flush()
-    return failures
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise LineError(f"not valid JSON: {err.msg} at column {err.colno}") from None
+        except RecursionError:
+            raise LineError("not valid JSON here: nested too deeply") from None
+        if not isinstance(item, dict):
+            raise LineError(f"{task} needs a JSON object per line, got a JSON {type(item).__name__}")
+        return item
+    return line
+
+
+def _message(err: Exception, limit: int = 500) -> str:
+    """One line of at most ``limit`` characters (errors may quote the input); one not tribert's own names its type."""
+    text = " ".join(str(err).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    if isinstance(err, TriBertError) and text:
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _encode(result: Any) -> str:
+    # allow_nan=False: a NaN score would make the line invalid JSON; it becomes that line's error instead.
+    try:
+        return json.dumps(jsonable(result), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise TriBertError("the result holds NaN or infinity (try --dtype float32)") from None
+
+
+class _Runner:
+    """Runs chunks of lines through ``pipe`` with per-line error isolation; counts failed lines."""
+
+    def __init__(self, pipe: Any, task: str, out: IO[str], err: IO[str], params: dict[str, Any], limit: int | None):
+        self.pipe, self.task, self.out, self.err, self.params, self.limit = pipe, task, out, err, params, limit
+        self.failures = 0
+        self.warned = False
+
+    def _warn_if_truncated(self, number: int, item: Any) -> None:
+        """One warning per stream, for the first line longer than the model takes (question answering windows instead)."""
+        if self.warned or self.limit is None or self.task == "question-answering":
+            return
+        text, pair = (item.get("text"), item.get("text_pair")) if isinstance(item, dict) else (item, None)
+        if not isinstance(text, str) or len(text.encode()) + len((pair or "").encode()) + 3 <= self.limit:
+            return  # no WordPiece token is shorter than a byte: this one fits
+        length = len(self.pipe.tokenizer(text, pair if isinstance(pair, str) else None, truncation=False, verbose=False)["input_ids"])
+        if length > self.limit:
+            self.warned = True
+            print(f"tribert run: warning: line {number} has {length} tokens, more than the model takes ({self.limit}); "
+                  f"it and every longer line are truncated to {self.limit} tokens", file=self.err)  # fmt: skip
+
+    def _one(self, item: Any) -> str:
+        return _encode(self.pipe(item, **self.params))
+
+    def chunk(self, numbered: list[tuple[int, Any]]) -> None:
+        """Run one chunk and write its output lines, in input order."""
+        records: dict[int, str | Exception] = {}
+        items: dict[int, Any] = {}
+        for number, raw in numbered:
+            try:
+                items[number] = _item(self.task, _decode(raw, number))
+                self._warn_if_truncated(number, items[number])
+            except Exception as exc:  # noqa: BLE001 - every failure is this line's error object
+                records[number] = exc
+        if len(items) > 1:
+            try:
+                results = self.pipe(list(items.values()), **self.params)
+                records |= {number: _encode(result) for number, result in zip(items, results, strict=True)}
+                items = {}
+            except Exception:  # noqa: BLE001 - one line failed the call: run each alone to find it
+                pass
+        for number, item in items.items():
+            try:
+                records[number] = self._one(item)
+            except Exception as exc:  # noqa: BLE001
+                records[number] = exc
+        for number, _ in numbered:
+            record = records[number]
+            if isinstance(record, Exception):
+                self.failures += 1
+                message = _message(record)
+                print(f"tribert run: line {number}: {message}", file=self.err)
+                record = json.dumps({"error": message, "line": number}, ensure_ascii=False)
+            self.out.write(record + "\n")
+        self.out.flush()
+
+
+def run_chunks(pipe: Any, task: str, chunks: Iterable[list[Any]], out: IO[str], *, top_k: int | None = None,
+               limit: int | None = None, err: IO[str] | None = None) -> int:  # fmt: skip
+    """Run every line of ``chunks`` (lists of str / bytes lines; :data:`TOO_LONG` for one skipped unread).
+
+    ``limit``: warn once on stderr when a line is longer (the caller truncates: :func:`truncated_to_model`).
+    Returns how many lines failed. Raises the pipeline's error at once for a bad ``top_k``.
+    """
+    params = {"top_k": top_k} if top_k is not None and task in _TOP_K_TASKS else {}
+    pipe.task.parameters(**params)  # a bad --top-k is the command's error, not every line's
+    runner = _Runner(pipe, task, out, err or sys.stderr, params, limit)
+    number = 0
+    for chunk in chunks:
+        runner.chunk([(number + i, raw) for i, raw in enumerate(chunk, 1)])
+        number += len(chunk)
+    return runner.failures
+
+
+def run_lines(pipe: Any, task: str, lines: Iterable[str | bytes], out: IO[str], top_k: int | None = None,
+              batch_size: int = 1) -> int:  # fmt: skip
+    """Run ``pipe`` on every line (one output line each), ``batch_size`` lines per call; returns how many failed."""
+    iterator = iter(lines)
+    chunks = iter(lambda: list(itertools.islice(iterator, batch_size)), [])
+    return run_chunks(pipe, task, chunks, out, top_k=top_k)
+
+
+def check_streams(stdin: IO[str] | None, stdout: IO[str] | None) -> None:
+    """Raise :class:`LineError` when the process started with stdin or stdout closed (Python sets them to None)."""
+    if stdin is None or stdout is None:
+        raise LineError(f"{'stdin' if stdin is None else 'stdout'} is closed; pipe input lines in and read results out")
+
+
+def run_stream(pipe: Any, task: str, stdin: IO[str], stdout: IO[str], stderr: IO[str], *,
+               top_k: int | None = None, batch_size: int = 1) -> int:  # fmt: skip
+    """``tribert run``'s loop over the process's streams, truncated to the model; returns the exit status.
+
+    Raises:
+        PipelineError: a bad ``top_k`` (nothing was run).
+    """
+    with truncated_to_model(pipe) as limit:
+        try:
+            chunks = read_chunks(stdin.fileno(), batch_size)
+            failures = run_chunks(pipe, task, chunks, stdout, top_k=top_k, limit=limit, err=stderr)
+        except BrokenPipeError:
+            # Nobody reads the results any more: say so once, and keep the interpreter's
+            # final flush of stdout from raising again at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+            print("tribert run: error: stdout was closed (broken pipe); the remaining lines were not run", file=stderr)
+            return EXIT_STREAM
+        except OSError as exc:
+            print(f"tribert run: error: reading stdin failed ({exc}); the remaining lines were not run", file=stderr)
+            return EXIT_STREAM
+    return EXIT_FAILED_LINES if failures else EXIT_OK
