@@ -92,6 +92,26 @@ def assert_close(actual: Any, expected: Any, dtype: str = "float32", *, atol: fl
     return float(diff.max()) if diff.size else 0.0
 
 
+def scaled_tol(*tensors: Any, dtype: str = "float32") -> float:
+    """``TOL[dtype]`` times the largest magnitude among ``tensors`` (at least 1).
+
+    For comparing two float32 paths whose matmuls sum in another order (packed vs padded, one-token steps vs
+    the full pass): a dot product's rounding scales with the size of what it sums, so a near-zero logit beside
+    logits of ~10 carries the error of ~10. The tiny configs' initializer_range 0.5 makes such logits.
+    """
+    arrays = [to_numpy(t) for t in tensors]
+    flat = [np.abs(a).max() for a in _leaves(arrays) if a.size]
+    return TOL[dtype] * max([1.0, *map(float, flat)])
+
+
+def _leaves(x: Any) -> list:
+    if isinstance(x, dict):
+        return [leaf for v in x.values() for leaf in _leaves(v)]
+    if isinstance(x, (list, tuple)):
+        return [leaf for v in x for leaf in _leaves(v)]
+    return [] if x is None else [x]
+
+
 #: Tiny checkpoints written by `transformers` 4.57.6 (h5, msgpack, bin) beside their safetensors twin.
 LEGACY_FIXTURES = Path(__file__).parent / "fixtures" / "legacy"
 #: Fixture directory -> the head it holds.

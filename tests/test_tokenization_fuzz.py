@@ -45,7 +45,8 @@ def _small_vocab() -> list[str]:
     """A few hundred pieces: most words fall back to single characters or [UNK]."""
     chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-#$[]éèüßσς中国人日本語"
     words = ["the", "of", "and", "hello", "world", "un", "##able", "##ing", "##s", "face", "hug", "##ging", "##", "[CUSTOM]"]
-    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(chars) + ["##" + c for c in chars] + words
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(chars) + ["##" + c for c in chars] + words
+    return list(dict.fromkeys(pieces))  # one line per token: a repeated line is refused on load
 
 
 @pytest.fixture(scope="module")
