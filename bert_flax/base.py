@@ -117,6 +117,7 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
                  **module_kwargs: Any) -> None:
         if not isinstance(config, BertConfig):
             raise ConfigError(f"{type(self).__name__} needs a BertConfig, got {type(config).__name__}")
+        config.validate()  # a config edited after construction must not reach the allocators
         self.config = config
         self.dtype = jnp.dtype(dtype or jnp.float32)  # accepts jnp.bfloat16, "bfloat16" or None
         self.param_dtype = jnp.dtype(param_dtype or jnp.float32)

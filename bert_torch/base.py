@@ -65,6 +65,7 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
         super().__init__()
         if not isinstance(config, BertConfig):
             raise ConfigError(f"{type(self).__name__} needs a bert_core.BertConfig, got {type(config).__name__}")
+        config.validate()  # a config edited after construction must not reach the allocators
         self.config = config
 
     def post_init(self) -> None:

@@ -8,6 +8,7 @@ import pytest
 import transformers
 
 from bert_core import BertConfig, ConfigError
+from harness import tiny_config_dict
 
 # Fields transformers' BertConfig carries that BERT models read.
 MODEL_FIELDS = [
@@ -138,3 +139,17 @@ def test_save_pretrained_is_atomic_and_rejects_a_file(tmp_path):
         BertConfig().save_pretrained(target)
     BertConfig().save_pretrained(tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["config.json"]
+
+
+@pytest.mark.parametrize("backend", ["torch", "tf", "flax"])
+@pytest.mark.parametrize("field, value", [("hidden_size", -32), ("num_hidden_layers", 10**6), ("hidden_act", "nope")])
+def test_a_config_edited_after_construction_is_refused_by_every_model(backend, field, value):
+    """Attributes are plain Python: a value set after ``BertConfig(...)`` is checked when a model is built."""
+    import importlib
+
+    config = BertConfig(**tiny_config_dict())
+    setattr(config, field, value)
+    module = importlib.import_module(f"bert_{backend}")
+    name = {"torch": "BertModel", "tf": "TFBertModel", "flax": "FlaxBertModel"}[backend]
+    with pytest.raises(ConfigError, match=field):
+        getattr(module, name)(config)
