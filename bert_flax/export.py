@@ -14,7 +14,8 @@ The weights are the first argument, not constants baked into the program: XLA co
 baked weights into different float32 roundings (1.7e-6 off the model on the tiny test config,
 where the weights-as-argument program is bit-identical), compiles 100M folded constants slowly,
 and a serialized module cannot exceed flatbuffers' 2 GB. ``weights.npz`` holds them flat, keyed
-by parameter path (``bert/encoder/layer/0/attention/self/query/kernel``), loadable with numpy alone.
+by parameter path (``bert/encoder/layer/0/attention/self/query/kernel``), loadable with numpy alone
+(bfloat16 weights are stored as float32, which the program casts back exactly).
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ _REFUSALS = ("A shape outside the limits is refused when the call is compiled: a
              "the limits before calling.")
 
 
+def _stored_dtype(dtype) -> np.dtype:
+    """The dtype a weight has in ``weights.npz``: its own, but float32 for bfloat16, which ``.npz`` cannot name
+    (numpy reads it back as raw ``V2`` bytes); the program casts it back, exactly."""
+    return np.dtype(np.float32) if dtype == jnp.bfloat16 else np.dtype(dtype)
+
+
 def _build(tensors: Mapping[str, np.ndarray], config: BertConfig, head: str):
     """The Flax wrapper of ``head`` with parameters from canonical ``tensors`` (every weight required)."""
     model = getattr(models, get_head(head).flax_name)(config, _do_init=False)
@@ -84,8 +91,11 @@ def export_jax(model, params=None) -> jax.export.Exported:
     head, module = model.head, model.module
     fields = head.logits
 
+    flat = traverse_util.flatten_dict(params, sep=_SEP)
+    dtypes = {k: v.dtype for k, v in flat.items()}
+
     def forward(weights, input_ids, attention_mask, token_type_ids):
-        tree = traverse_util.unflatten_dict({tuple(k.split(_SEP)): v for k, v in weights.items()})
+        tree = traverse_util.unflatten_dict({tuple(k.split(_SEP)): v.astype(dtypes[k]) for k, v in weights.items()})
         out = module.apply({"params": tree}, input_ids=input_ids, attention_mask=attention_mask,
                            token_type_ids=token_type_ids, deterministic=True, return_dict=True)
         return {name: getattr(out, name) for name in fields}
@@ -94,8 +104,7 @@ def export_jax(model, params=None) -> jax.export.Exported:
     shape = jax.export.symbolic_shape(", ".join(dims),
                                       constraints=[f"seq <= {model.config.max_position_embeddings}"])
     ids = jax.ShapeDtypeStruct(shape, jnp.int32)
-    flat = traverse_util.flatten_dict(params, sep=_SEP)
-    weights = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in flat.items()}
+    weights = {k: jax.ShapeDtypeStruct(v.shape, _stored_dtype(v.dtype)) for k, v in flat.items()}
     return jax.export.export(jax.jit(forward), platforms=PLATFORMS)(weights, ids, ids, ids)
 
 
@@ -111,7 +120,7 @@ def write_jax_export(tensors: Mapping[str, np.ndarray], config: BertConfig, head
     exported = export_jax(model, params)
     (out_dir / JAX_EXPORT_FILE).write_bytes(exported.serialize())
     flat = traverse_util.flatten_dict(params, sep=_SEP)
-    np.savez(out_dir / WEIGHTS_FILE, **{k: np.asarray(jax.device_get(v)) for k, v in flat.items()})
+    np.savez(out_dir / WEIGHTS_FILE, **{k: np.asarray(jax.device_get(v), _stored_dtype(v.dtype)) for k, v in flat.items()})
     avals = jax.tree_util.tree_unflatten(exported.out_tree, exported.out_avals)
     outputs = {name: tuple(str(d) for d in avals[name].shape) for name in get_head(head).logits}
     card = write_export_card(out_dir, target="jax-export", files=[JAX_EXPORT_FILE, WEIGHTS_FILE], config=config,

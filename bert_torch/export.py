@@ -29,11 +29,12 @@ import torch
 from torch import nn
 
 from bert_core.config import BertConfig
+from bert_core.errors import CheckpointError
 from bert_core.heads import get_head
 from conversion.export_card import INPUT_NAMES, input_dims, write_export_card
 
 from . import models
-from .loading import from_pretrained
+from .loading import _to_torch, from_pretrained
 
 __all__ = ["export_torch", "write_torch_export", "CONVERT_WRITERS", "TORCH_EXPORT_FILE"]
 
@@ -83,10 +84,19 @@ def export_torch(model: nn.Module) -> torch.export.ExportedProgram:
 
 def write_torch_export(tensors: Mapping[str, np.ndarray], config: BertConfig, head: str,
                        out_dir: str | os.PathLike) -> list[Path]:
-    """``tribert convert --to torch-export``: ``model.pt2`` and the card in ``out_dir``."""
+    """``tribert convert --to torch-export``: ``model.pt2`` and the card in ``out_dir``, in the tensors' dtype.
+
+    Raises:
+        CheckpointError: a weight of ``head`` missing from ``tensors``.
+    """
     out_dir = Path(out_dir)
-    state = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
-    model = from_pretrained(getattr(models, get_head(head).class_name), None, config=config, state_dict=state)
+    state = {k: _to_torch(np.asarray(v)) for k, v in tensors.items()}
+    dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.float32)  # the checkpoint's
+    model, info = from_pretrained(getattr(models, get_head(head).class_name), None, config=config, state_dict=state,
+                                  dtype=dtype, output_loading_info=True)
+    if info["missing_keys"]:
+        raise CheckpointError(f"--to torch-export needs every weight of {head!r}; the checkpoint lacks "
+                              f"{info['missing_keys']}")
     program = export_torch(model)
     torch.export.save(program, out_dir / TORCH_EXPORT_FILE)
     outputs = dict(zip(get_head(head).logits, _output_shapes(program, input_dims(head))))
