@@ -148,7 +148,8 @@ def test_the_reloaded_artifact_equals_the_framework_model(target, head, reloaded
         else:
             expected = model(**feed)
         for field in fields:
-            assert_close(outputs[f"{case}/{field}"], getattr(expected, field))
+            diff = assert_close(outputs[f"{case}/{field}"], getattr(expected, field))
+            print(f"{case} {field}: max |diff| {diff:.2e}")  # pytest -s shows the figures
 
 
 @pytest.mark.parametrize("head", HEADS)
