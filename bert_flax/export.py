@@ -34,7 +34,7 @@ from bert_core.config import BertConfig
 from bert_core.errors import CheckpointError
 from bert_core.heads import get_head
 from conversion import match_state
-from conversion.export_card import INPUT_NAMES, input_dims, write_export_card
+from conversion.export_card import input_dims, write_export_card
 
 from . import models
 from .loading import _canonical_model_shapes, _params_from
