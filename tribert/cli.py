@@ -156,7 +156,8 @@ def _parser() -> argparse.ArgumentParser:
 
     conv = sub.add_parser("convert", help="convert a checkpoint between formats (via canonical safetensors)")
     conv.add_argument("src", help="directory, hub repo id, weight file (.safetensors/.bin/.h5/.msgpack) or TF1 prefix")
-    conv.add_argument("--to", required=True, choices=sorted(TARGET_FORMATS), help="target format")
+    conv.add_argument("--to", required=True, choices=sorted(TARGET_FORMATS),
+                      help="target format; savedmodel, jax-export and torch-export are serving artifacts (docs/serving.md)")
     conv.add_argument("--out", required=True, help="output directory (written atomically)")
     conv.add_argument("--head", choices=sorted(HEADS), help="head to convert (default: from config.architectures)")
     conv.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], help="cast floating tensors")

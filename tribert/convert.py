@@ -4,7 +4,8 @@
 legacy ``pytorch_model.bin`` / ``flax_model.msgpack`` files, each importing
 its framework lazily). A target that needs a backend's model is registered by
 that backend in its ``CONVERT_WRITERS`` (``bert_tf.export.CONVERT_WRITERS``:
-``tf``, ``keras``, ``savedmodel``); this module, above every backend, looks it
+``tf``, ``keras``, ``savedmodel``; ``bert_flax.export``: ``jax-export``; ``bert_torch.export``:
+``torch-export``); this module, above every backend, looks it
 up, so no lower package ever imports a backend.
 """
 
@@ -27,7 +28,11 @@ TARGETS: dict[str, str | None] = {
     "tf": "bert_tf.export",
     "keras": "bert_tf.export",
     "savedmodel": "bert_tf.export",
+    "jax-export": "bert_flax.export",
+    "torch-export": "bert_torch.export",
 }
+#: The ``pip install tribert[...]`` extra each backend needs.
+_EXTRAS = {"bert_tf.export": "tf", "bert_flax.export": "flax", "bert_torch.export": "torch"}
 TARGET_FORMATS = tuple(TARGETS)
 
 
@@ -46,7 +51,7 @@ def writer_for(to: str) -> Callable | None:
         module = importlib.import_module(TARGETS[to])
     except ImportError as exc:
         raise MissingBackendError(f"--to {to} needs {TARGETS[to]}, which could not be imported ({exc}); "
-                                  "install it with `pip install tribert[tf]`") from exc
+                                  f"install it with `pip install tribert[{_EXTRAS[TARGETS[to]]}]`") from exc
     return module.CONVERT_WRITERS[to]
 
 
