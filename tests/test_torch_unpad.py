@@ -53,6 +53,7 @@ def test_packed_outputs_equal_padded_outputs_on_real_positions(class_name, dtype
     padded, packed = pair(class_name)
     padded, packed = padded.to(getattr(torch, dtype)), packed.to(getattr(torch, dtype))
     batch = inputs()
+    assert layer_input_shapes(packed, batch)[0][0] == 1  # the default call packs
     with torch.no_grad():
         a, b = padded(**batch, output_hidden_states=True), packed(**batch, output_hidden_states=True)
     mask = batch["attention_mask"]
