@@ -7,7 +7,7 @@ canonical checkpoint. Each :class:`Impl` offers the paths a user gets:
 - ``dense(batch)``: the throughput path (torch/hf: ``model(**inputs)``; flax: the
   wrapper's jitted call; tf: :class:`bert_tf.compiled.CompiledCall`, XLA);
 - ``mixed(batch, sequences)``: a mixed-length batch through the backend's
-  no-padding route (torch: unpadding; flax/tf: packed rows, packing included
+  no-padding route (torch: the default call, which unpads; flax/tf: packed rows, packing included
   in the time; hf: padded, as transformers runs it);
 - ``mixed_padded(batch)``: flax/tf on the padded batch, to show what packing buys;
 - ``default_call(batch)``: ``model(**inputs)`` as a user first calls it (tf: eager Keras);
@@ -89,17 +89,9 @@ class Impl:
             with torch.inference_mode():
                 return self.model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state.float().numpy()
 
-        def mixed(batch, sequences):
-            if self.name == "hf":
-                return call(batch)
-            self.model.set_unpadding(True)  # tribert's no-compute-on-padding route (on in pipelines)
-            try:
-                return call(batch)
-            finally:
-                self.model.set_unpadding(False)
-
         self.dense = self.default_call = call
-        self.mixed = mixed
+        # tribert packs the real tokens by default in this inference call; transformers runs the padded batch.
+        self.mixed = lambda batch, sequences: call(batch)
         self.peak = matmul_peak(lambda a, b: torch.from_numpy(a) @ torch.from_numpy(b), lambda x: x)
 
     def _load_flax(self) -> None:

@@ -234,18 +234,25 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
             if isinstance(module, BertSelfAttention):
                 module.attn_implementation = name
 
-    def set_unpadding(self, enabled: bool = True) -> None:
-        """Run padded encoder batches on their real tokens only (see :mod:`bert_torch.unpad`); off by default.
+    def set_unpadding(self, enabled: bool | None = True) -> None:
+        """Choose when padded encoder batches run on their real tokens only (see :mod:`bert_torch.unpad`).
 
         The dense layers see only the real tokens and attention runs per
         sequence. Real positions keep their values (to float rounding) and
         padded positions of the outputs become zeros, so losses over padded
-        positions (question answering's softmax over the sequence) change:
-        leave it off when training on padded batches with such losses.
+        positions (question answering's softmax over the sequence) change.
+
+        Args:
+            enabled: ``None`` (the default of a new model): for inference on CPU only, i.e. eval mode,
+                no gradient recorded, no labels of a per-token head; ``True``: whenever packing is exact,
+                training and CUDA included (leave it off when training on a loss over padded positions);
+                ``False``: never. Compiling, exporting and tracing always keep the padded path.
         """
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ConfigError(f"set_unpadding takes True, False or None, got {enabled!r}")
         for module in self.modules():
             if hasattr(module, "unpad_inputs"):
-                module.unpad_inputs = bool(enabled)
+                module.unpad_inputs = enabled
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: dict | None = None) -> None:
         """Recompute each layer's activations in the backward pass (non-reentrant ``torch.utils.checkpoint``)."""

@@ -9,6 +9,7 @@ forward signature, the parameter paths of the checkpoints and the loss of
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Any, Callable
 
@@ -27,7 +28,7 @@ from .embeddings import BertEmbeddings
 from .encoder import BertEncoder
 from .heads import BertOnlyMLMHead, BertOnlyNSPHead, BertPooler, BertPreTrainingHeads
 from .losses import head_loss
-from .unpad import PackedBatch
+from .unpad import PackedBatch, padding_read, reads_padding
 
 __all__ = ["BertModel", "build_head_class"] + [
     head.class_name for head in HEADS.values() if head.name != "base"
@@ -70,10 +71,10 @@ class BertModel(BertPreTrainedModel):
     ``past_key_values``; with ``config.add_cross_attention`` each layer also attends
     to ``encoder_hidden_states``.
 
-    With ``set_unpadding(True)`` a right-padded encoder batch with enough
-    padding runs on its real tokens only (see :mod:`bert_torch.unpad`);
-    outputs at padded positions are then zeros, real positions are unchanged
-    (to float rounding).
+    A right-padded encoder batch with enough padding runs on its real tokens
+    only (see :mod:`bert_torch.unpad`) when called for inference on CPU, or
+    always with ``set_unpadding(True)``; outputs at padded positions are then
+    zeros, real positions are unchanged (to float rounding).
     """
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
@@ -81,10 +82,9 @@ class BertModel(BertPreTrainedModel):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
-        # Real tokens only (unpad.py); off by default so every position, padding included,
-        # equals transformers (callers compare whole tensors). set_unpadding(True) turns it on;
-        # pipelines do, as nothing reads their padded positions.
-        self.unpad_inputs = False
+        # Real tokens only (unpad.py): None = for inference on CPU (the default), True = whenever exact,
+        # False = never; set by set_unpadding.
+        self.unpad_inputs: bool | None = None
         self.post_init()
 
     def forward(
@@ -145,9 +145,9 @@ class BertModel(BertPreTrainedModel):
                 and bool(attention_mask.all())):
             attention_mask = None  # nothing masked: SDPA runs without a bias (what transformers does too)
         packed = None
-        if (attention_mask is not None and not tracing and self.unpad_inputs and past_key_values is None
-                and head_mask is None and not config.is_decoder and encoder_hidden_states is None
-                and not output_attentions):
+        if (attention_mask is not None and not tracing and past_key_values is None and head_mask is None
+                and not config.is_decoder and encoder_hidden_states is None and not output_attentions
+                and self._unpads(hidden)):
             packed = PackedBatch.from_mask(attention_mask)
         if packed is not None:
             hidden, attention_bias = packed.pack(hidden), packed  # (1, tokens, hidden): no compute on padding
@@ -185,6 +185,20 @@ class BertModel(BertPreTrainedModel):
             cross_attentions=encoded.cross_attentions,
         )
         return _finish(result, return_dict, config)
+
+    def _unpads(self, hidden: torch.Tensor) -> bool:
+        """Whether this call may skip padding: ``set_unpadding``'s choice, else inference on CPU.
+
+        Inference means eval mode and no gradient to record (grad disabled, or nothing requiring it) and
+        no :func:`~bert_torch.unpad.padding_read` caller. CUDA keeps the padded path by default: the
+        per-sequence attention calls were not measured there.
+        """
+        if self.unpad_inputs is not None:
+            return self.unpad_inputs
+        if self.training or hidden.device.type != "cpu" or reads_padding():
+            return False
+        return not torch.is_grad_enabled() or not (hidden.requires_grad
+                                                   or any(p.requires_grad for p in self.parameters()))
 
 
 # -- the heads, built from bert_core.heads.HEADS ---------------------------------------------------
@@ -269,9 +283,13 @@ class _BertHeadModel(BertPreTrainedModel):
                     args[name] = x.reshape(-1, *x.shape[2:])  # (batch * choices, seq[, hidden])
         if head.decoder and any(label is not None for label in labels):
             args["use_cache"] = False  # training on labels: no cache, as transformers 4.x
-        # Every forward argument but the labels and return_dict is BertModel's, by the same name.
-        bert = self.bert(**{k: v for k, v in args.items() if k not in head.labels and k != "return_dict"},
-                         return_dict=True)
+        # A loss over per-token logits reads padded positions (question answering's softmax over the
+        # sequence): the encoder must compute them as the padded path does.
+        keep_padding = head.reads != "pooled" and any(label is not None for label in labels) and not _tracing()
+        with padding_read() if keep_padding else contextlib.nullcontext():
+            # Every forward argument but the labels and return_dict is BertModel's, by the same name.
+            bert = self.bert(**{k: v for k, v in args.items() if k not in head.labels and k != "return_dict"},
+                             return_dict=True)
         features = [getattr(bert, field) for field in _READS[head.reads]]
         if head.dropout:
             features = [self.dropout(x) for x in features]

@@ -9,20 +9,45 @@ embeddings and unpacked once after the last layer. On a batch of mixed
 lengths (~45% padding) that skips ~45% of the FLOPs. Outputs at padded
 positions come back as zeros; real positions equal the padded path to float
 rounding.
+
+``BertModel`` packs by default for inference on CPU (see
+:meth:`~bert_torch.base.BertPreTrainedModel.set_unpadding` for when and how to
+turn it off); :func:`padding_read` marks a call whose result reads the padded
+positions (a loss over the whole sequence), which then keeps the padded path.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
-__all__ = ["PackedBatch", "MIN_PADDING_FRACTION", "varlen_attention"]
+__all__ = ["PackedBatch", "MIN_PADDING_FRACTION", "varlen_attention", "padding_read", "reads_padding"]
 
 # Below this share of padding the pack/unpack copies and the per-sequence attention calls
 # (~40 us each on a CPU core, about one token of MiniLM's dense work) cost more than they save.
 MIN_PADDING_FRACTION = 0.1
+
+# A context variable, not a model attribute: threads sharing one model each keep their own.
+_READS_PADDING: ContextVar[bool] = ContextVar("tribert_reads_padding", default=False)
+
+
+@contextmanager
+def padding_read() -> Iterator[None]:
+    """Inside it, the default (automatic) unpadding keeps the padded path: the caller reads padded positions."""
+    token = _READS_PADDING.set(True)
+    try:
+        yield
+    finally:
+        _READS_PADDING.reset(token)
+
+
+def reads_padding() -> bool:
+    """True inside :func:`padding_read`."""
+    return _READS_PADDING.get()
 
 
 @dataclass(frozen=True)

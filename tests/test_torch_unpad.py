@@ -1,4 +1,8 @@
-"""No compute on padding: the packed path equals the padded path on every real position."""
+"""No compute on padding: the packed path equals the padded path on every real position.
+
+The default call packs for inference on CPU; ``padded`` below is the same model with ``set_unpadding(False)``,
+the path transformers runs, and every test compares against it (or against transformers itself).
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,12 @@ ENCODER_HEADS = ["BertModel", "BertForMaskedLM", "BertForSequenceClassification"
 
 
 def pair(class_name, attn_implementation="sdpa", **overrides):
+    """(opted out, default): the same weights, the first with ``set_unpadding(False)``."""
     torch.manual_seed(0)
-    padded = getattr(bert_torch, class_name)(BertConfig(**tiny_config_dict(**overrides))).eval()
-    padded.set_attn_implementation(attn_implementation)
-    packed = copy.deepcopy(padded)
-    packed.set_unpadding(True)
+    packed = getattr(bert_torch, class_name)(BertConfig(**tiny_config_dict(**overrides))).eval()
+    packed.set_attn_implementation(attn_implementation)
+    padded = copy.deepcopy(packed)
+    padded.set_unpadding(False)
     return padded, packed
 
 
@@ -31,10 +36,10 @@ def inputs(fully_padded_row=False):
     return {k: torch.from_numpy(v) for k, v in padded_batch(99, batch=4, seq=11, fully_padded_row=fully_padded_row).items()}
 
 
-def layer_input_shapes(model, batch, **kwargs):
+def layer_input_shapes(model, batch, grad=False, **kwargs):
     shapes = []
     hook = model.base_model.encoder.layer[0].register_forward_pre_hook(lambda m, args: shapes.append(tuple(args[0].shape)))
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         model(**batch, **kwargs)
     hook.remove()
     return shapes
@@ -48,6 +53,7 @@ def test_packed_outputs_equal_padded_outputs_on_real_positions(class_name, dtype
     padded, packed = pair(class_name)
     padded, packed = padded.to(getattr(torch, dtype)), packed.to(getattr(torch, dtype))
     batch = inputs()
+    assert layer_input_shapes(packed, batch)[0][0] == 1  # the default call packs
     with torch.no_grad():
         a, b = padded(**batch, output_hidden_states=True), packed(**batch, output_hidden_states=True)
     mask = batch["attention_mask"]
@@ -63,10 +69,96 @@ def test_packed_outputs_equal_padded_outputs_on_real_positions(class_name, dtype
             assert max_abs_diff(x, y) <= tol, name
 
 
-def test_the_encoder_sees_only_real_tokens():
-    _, packed = pair("BertModel")
+def test_the_default_inference_call_sees_only_real_tokens():
+    padded, packed = pair("BertModel")
     batch = inputs()
     assert layer_input_shapes(packed, batch) == [(1, int(batch["attention_mask"].sum()), 32)]
+    with torch.inference_mode():
+        assert layer_input_shapes(packed, batch) == [(1, int(batch["attention_mask"].sum()), 32)]
+    assert layer_input_shapes(padded, batch) == [(4, 11, 32)]  # set_unpadding(False): never
+
+
+@pytest.fixture(scope="module")
+def models():
+    return pair("BertModel")
+
+
+def padded_path_output(model, batch):
+    with torch.no_grad():
+        return model(**batch).last_hidden_state
+
+
+def assert_padded_path(got, padded, batch):
+    """``got`` is the padded path's output at every position: padded ones hold the values transformers gives
+    there (attention over the row's real tokens), which the packed path leaves at zero."""
+    expected = padded_path_output(padded, batch)
+    pad = batch["attention_mask"] == 0
+    assert torch.count_nonzero(expected[pad]) > 0
+    assert max_abs_diff(got, expected) <= scaled_tol(expected)
+
+
+def test_training_and_recorded_gradients_keep_the_padded_path(models):
+    padded, packed = models
+    batch = inputs()
+    assert layer_input_shapes(packed, batch, grad=True) == [(4, 11, 32)]
+    assert_padded_path(packed(**batch).last_hidden_state.detach(), padded, batch)
+    packed.train()
+    try:
+        assert layer_input_shapes(packed, batch) == [(4, 11, 32)]
+    finally:
+        packed.eval()
+    frozen = copy.deepcopy(packed).requires_grad_(False)  # grad enabled, nothing to record: inference
+    assert layer_input_shapes(frozen, batch, grad=True)[0][0] == 1
+    assert layer_input_shapes(frozen, batch, grad=True, inputs_embeds=None)[0][0] == 1
+
+
+class Encode(torch.nn.Module):
+    """``last_hidden_state`` of positional inputs: what ``torch.jit.trace`` can record."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.model(input_ids, attention_mask, token_type_ids, return_dict=False)[0]
+
+
+def test_compile_export_and_jit_trace_keep_the_padded_path(models):
+    padded, packed = models
+    batch = inputs()
+    with torch.no_grad():
+        compiled = torch.compile(packed, backend="eager", fullgraph=True)(**batch).last_hidden_state
+        exported = torch.export.export(packed, (), kwargs=batch, strict=False).module()(**batch).last_hidden_state
+        traced = torch.jit.trace(Encode(packed), tuple(batch.values()))(*batch.values())
+    for got in (compiled, exported, traced):
+        assert_padded_path(got, padded, batch)
+
+
+def test_set_unpadding_none_restores_the_default_and_rejects_other_values(models):
+    _, packed = models
+    model = copy.deepcopy(packed)
+    model.set_unpadding(False)
+    assert layer_input_shapes(model, inputs())[0][0] == 4
+    model.set_unpadding(None)
+    assert layer_input_shapes(model, inputs())[0][0] == 1
+    with pytest.raises(ValueError, match="set_unpadding"):
+        model.set_unpadding("yes")
+
+
+def test_a_loss_over_per_token_logits_keeps_the_padded_path():
+    """Question answering's softmax runs over every position, padding included: the loss must be transformers'."""
+    padded, packed = pair("BertForQuestionAnswering")
+    batch = inputs()
+    labels = {"start_positions": torch.tensor([0, 3, 5, 1]), "end_positions": torch.tensor([2, 4, 7, 1])}
+    assert layer_input_shapes(packed, batch, **labels)[0][0] == 4
+    with torch.no_grad():
+        a, b = padded(**batch, **labels), packed(**batch, **labels)
+    assert max_abs_diff(a.loss, b.loss) <= TOL["float32"] and max_abs_diff(a.start_logits, b.start_logits) <= TOL["float32"]
+    pooled_padded, pooled_packed = pair("BertForSequenceClassification")  # a pooled head's loss reads no padding
+    assert layer_input_shapes(pooled_packed, batch, labels=torch.tensor([0, 1, 1, 0]))[0][0] == 1
+    with torch.no_grad():
+        a, b = (m(**batch, labels=torch.tensor([0, 1, 1, 0])) for m in (pooled_padded, pooled_packed))
+    assert max_abs_diff(a.loss, b.loss) <= TOL["float32"]
 
 
 def test_packing_declines_where_it_cannot_be_exact():
@@ -80,10 +172,13 @@ def test_packing_declines_where_it_cannot_be_exact():
 
 
 def test_gradients_of_the_packed_path_equal_the_padded_path():
+    """``set_unpadding(True)`` packs in training too; the gradients stay the padded path's."""
     padded, packed = pair("BertForMaskedLM")
+    packed.set_unpadding(True)
     padded.train(), packed.train()
     batch = inputs()
     labels = torch.where(batch["attention_mask"] == 1, batch["input_ids"], -100)
+    assert layer_input_shapes(packed, batch, grad=True)[0][0] == 1
     for model in (padded, packed):
         model(**batch, labels=labels).loss.backward()
     for (name, p), (_, q) in zip(padded.named_parameters(), packed.named_parameters()):
@@ -130,7 +225,6 @@ def test_packed_path_equals_transformers_on_real_positions():
     hf = transformers.BertModel(transformers.BertConfig(**cfg), add_pooling_layer=True).eval()
     ours = bert_torch.BertModel(BertConfig(**cfg)).eval()
     ours.load_state_dict(hf.state_dict())
-    ours.set_unpadding(True)
     batch = inputs()
     with torch.no_grad():
         ref, got = hf(**batch), ours(**batch)

@@ -33,7 +33,10 @@ HEAD_CONFIG = {"causal-lm": {"is_decoder": True}, "sequence-classification": {"n
 #: The plain call options: forward; with labels, the loss, logits and the gradient of the loss w.r.t. every
 #: weight ("grad"; "loss" without gradients only where the reference has none); every hidden state and attention.
 BASIC = ("forward", "loss", "grad", "outputs")
-CALL_OPTIONS = BASIC + ("position_ids", "inputs_embeds", "return_dict", "eager", "sdpa", "bfloat16", "cache")
+#: "mixed_lengths": a plain call on a padded batch with no empty row (half of it padding), which torch's
+#: default inference call runs on the real tokens only (bert_torch.unpad).
+CALL_OPTIONS = BASIC + ("position_ids", "inputs_embeds", "return_dict", "eager", "sdpa", "bfloat16", "cache",
+                        "mixed_lengths")
 #: Options that act in the shared encoder run on a few heads that read it differently (pooled, per token,
 #: through the choices axis, through the LM decoder), not on all nine: each Flax cell is a compile.
 OPTION_HEADS = {
@@ -43,6 +46,7 @@ OPTION_HEADS = {
     "eager": ("base", "multiple-choice", "pretraining", "causal-lm"),
     "sdpa": ("base", "multiple-choice", "pretraining", "causal-lm"),
     "bfloat16": ("base", "masked-lm", "sequence-classification", "question-answering"),
+    "mixed_lengths": tuple(head for head in ALL if not HEADS[head].decoder),
 }
 
 
@@ -116,7 +120,8 @@ CASES = [pytest.param(f, v.name, h, o, id=f"{f}-{v.name}-{h}-{o}")
 
 def make_inputs(variant: Variant, head: str, *, for_loss: bool = False) -> dict[str, np.ndarray]:
     """A right-padded batch of 4 x 8: lengths 8, 5, 1, 0 (a fully padded row), or 8, 5, 2, 1 for losses
-    (a fully padded row's pooled logits are implementation-defined in the reference, and enter the loss);
+    (a fully padded row's pooled logits are implementation-defined in the reference, and enter the loss;
+    mixed_lengths too: with no empty row torch packs the batch);
     decoders 8, 8, 7, 3 with a cross-attention memory; multiple choice as (2 rows, 2 choices, 8)."""
     if variant.fixture:
         return fixture_inputs(head)
@@ -162,7 +167,7 @@ def make_labels(variant: Variant, head: str, batch: dict) -> dict[str, np.ndarra
 def call_of(variant: Variant, head: str, option: str) -> tuple[dict, dict, tuple[str, ...]]:
     """(inputs, flags, fields) of a call option; fields are output names, ``name/i`` inside tuples."""
     fields = HEADS[head].logits
-    batch = make_inputs(variant, head, for_loss=option in ("loss", "grad"))
+    batch = make_inputs(variant, head, for_loss=option in ("loss", "grad", "mixed_lengths"))
     if option == "loss":
         return {**batch, **make_labels(variant, head, batch)}, {}, ("loss",) + fields
     if option == "grad":  # the loss and logits of the forward the gradients come from
