@@ -177,28 +177,35 @@ def padded_batch(vocab_size: int, *, batch: int = 3, seq: int = 9, seed: int = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on at the moment of the call."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int = 1) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on at the moment of the call."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
-def run_processes(args: list[list[str]], *, timeout: float = 120, env: dict | None = None) -> list[str]:
+def run_processes(args: list[list[str]], *, timeout: float = 120, env: dict | list[dict] | None = None) -> list[str]:
     """Run ``python *args[i]`` for every i at once (the workers of one job, from the repository root).
 
+    ``env``: the environment of every worker, or a list with one per worker (default ``os.environ``);
+    ``PYTHONPATH`` is prefixed with the repository root, so the workers import this checkout's packages.
     Returns their stdouts once all exit 0. As soon as one fails, or ``timeout`` seconds pass, every
     process still running is killed and the test fails with each worker's exit code and stderr tail.
-    ``PYTHONPATH`` starts with the repository root, so the workers import this checkout's packages.
     """
     root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ if env is None else env)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    envs = [dict(os.environ if e is None else e) for e in (env if isinstance(env, list) else [env] * len(args))]
+    for e in envs:
+        e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), e.get("PYTHONPATH")]))
     logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in args]
     procs = []
     try:
-        for arg, (out, err) in zip(args, logs):
-            procs.append(subprocess.Popen([sys.executable, *arg], cwd=root, env=env, stdout=out, stderr=err, text=True))
+        for arg, e, (out, err) in zip(args, envs, logs):
+            procs.append(subprocess.Popen([sys.executable, *arg], cwd=root, env=e, stdout=out, stderr=err, text=True))
         deadline = time.monotonic() + timeout
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
             if any(p.poll() not in (None, 0) for p in procs):

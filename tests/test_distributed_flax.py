@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import TOL, free_port, max_abs_diff, padded_batch, run_processes, tiny_config_dict
+from harness import TOL, free_ports, max_abs_diff, padded_batch, run_processes, tiny_config_dict
 
 LAYOUTS = [(8, 1), (1, 8), (2, 4)]
 #: (loss, scan_layers, relative positions) -> the (data, model) layouts the subprocess runs it in. Each
@@ -203,11 +203,11 @@ def two_process_results(tmp_path_factory):
     for _ in range(PROCESS_STEPS):
         state, metrics = step(state, batch, rng)
         losses.append(float(metrics["loss"]))
-    port = free_port()
+    port, = free_ports(1)
     script = str(Path(__file__).resolve())
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
     outputs = run_processes([[script, "process", str(i), str(port), str(root)] for i in range(PROCESSES)],
-                            timeout=120, env=env)
+                            timeout=180, env=env)
     records = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
     params = [dict(np.load(root / f"params-{i}.npz")) for i in range(PROCESSES)]
     return root, records, params, {"losses": losses, "params": state.params, "model": model}
