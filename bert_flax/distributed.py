@@ -67,7 +67,7 @@ def gather_params(params) -> Any:
     full = [np.asarray(leaf.addressable_data(0)) if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable
             else np.asarray(leaf) for leaf in leaves]
     if split:
-        for i, gathered in zip(split, multihost_utils.process_allgather([leaves[i] for i in split])):
+        for i, gathered in zip(split, multihost_utils.process_allgather([leaves[i] for i in split], tiled=True)):
             full[i] = np.asarray(gathered)
     return jax.tree_util.tree_unflatten(treedef, full)
 

@@ -245,6 +245,21 @@ def test_only_process_0_writes_the_checkpoint(two_process_results):
     assert max_abs_diff(loaded.params, reference["params"]) <= PROCESS_TOL
 
 
+@pytest.mark.distributed
+def test_gather_params_collects_weights_split_over_processes(two_process_results):
+    """Split on a model axis spanning both processes, each process holds half of a query kernel; the
+    gathered tree is the whole model again, exactly, in every process."""
+    import numpy as np
+
+    root, records, _, reference = two_process_results
+    initial = _flat(reference["model"].params)
+    for i, record in enumerate(records):
+        assert record["split_query_shard"] == [32, 16]
+        gathered = dict(np.load(root / f"gathered-{i}.npz"))
+        assert gathered.keys() == initial.keys()
+        assert all(np.array_equal(gathered[k], initial[k]) for k in initial)
+
+
 # -- the subprocesses ---------------------------------------------------------------------------------
 
 def _run_case(loss, scan, relative, layouts):
@@ -342,7 +357,7 @@ def _process_main(process_id: int, port: int, root: Path):
     import numpy as np
 
     from bert_flax import distributed
-    from bert_flax.sharding import make_mesh, make_sharded_train_step, shard_batch, shard_train_state
+    from bert_flax.sharding import make_mesh, make_sharded_train_step, shard_batch, shard_params, shard_train_state
     from bert_flax.training import TrainState
 
     address = f"127.0.0.1:{port}"
@@ -364,9 +379,14 @@ def _process_main(process_id: int, port: int, root: Path):
         losses.append(float(metrics["loss"]))
     wrote = distributed.save_pretrained(model, root / f"saved-{process_id}", state.params)
     np.savez(root / f"params-{process_id}.npz", **_flat(distributed.gather_params(state.params)))
+    # The initial weights split over the processes (model axis 2): gathering them takes a collective.
+    split = shard_params(model.params, make_mesh(1, PROCESSES))
+    query = split["bert"]["encoder"]["layer"]["0"]["attention"]["self"]["query"]["kernel"]
+    np.savez(root / f"gathered-{process_id}.npz", **_flat(distributed.gather_params(split)))
     print(json.dumps({"process_index": jax.process_index(), "process_count": jax.process_count(),
                       "devices": jax.device_count(), "losses": losses, "wrote": wrote,
                       "labelled_tokens": int((rows["labels"] != -100).sum()),
+                      "split_query_shard": list(query.addressable_shards[0].data.shape),
                       "dropout": model.config.hidden_dropout_prob}))
 
 
