@@ -356,6 +356,7 @@ def _process_main(process_id: int, port: int, root: Path):
     """One of the 2 processes: initialize, train on its half of the global batch, save (process 0 writes)."""
     import numpy as np
 
+    import bert_flax
     from bert_flax import distributed
     from bert_flax.sharding import make_mesh, make_sharded_train_step, shard_batch, shard_params, shard_train_state
     from bert_flax.training import TrainState
@@ -363,8 +364,6 @@ def _process_main(process_id: int, port: int, root: Path):
     address = f"127.0.0.1:{port}"
     distributed.initialize(address, num_processes=PROCESSES, process_id=process_id,
                            coordinator_bind_address=address, initialization_timeout=60)
-    import bert_flax
-
     model = bert_flax.FlaxBertForMaskedLM.from_pretrained(root / "init")
     rows = {k: np.split(v, PROCESSES)[process_id] for k, v in np.load(root / "batch.npz").items()}
     tx = process_optimizer()
