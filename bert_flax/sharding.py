@@ -169,7 +169,7 @@ def shard_batch(batch: dict, mesh: Mesh) -> dict:
     """Place every array of ``batch`` on ``mesh`` split by rows over ``data``.
 
     In one process ``batch`` is the global batch. With several processes (multi-host, after
-    ``jax.distributed.initialize()``) each process passes its own rows and the global batch is
+    :func:`bert_flax.distributed.initialize`) each process passes its own rows and the global batch is
     assembled by ``jax.make_array_from_process_local_data``.
 
     Raises:

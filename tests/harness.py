@@ -11,7 +11,13 @@ and `bert_core` output objects, so tests never convert by hand.
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +175,58 @@ def padded_batch(vocab_size: int, *, batch: int = 3, seq: int = 9, seed: int = 0
     input_ids = np.where(attention_mask == 1, input_ids, 0)
     token_type_ids = (np.arange(seq)[None, :] >= (lengths[:, None] // 2)).astype(np.int64) * attention_mask
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on at the moment of the call."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def run_processes(args: list[list[str]], *, timeout: float = 120, env: dict | list[dict] | None = None) -> list[str]:
+    """Run ``python *args[i]`` for every i at once (the workers of one job, from the repository root).
+
+    ``env``: the environment of every worker, or a list with one per worker (default ``os.environ``);
+    ``PYTHONPATH`` is prefixed with the repository root, so the workers import this checkout's packages.
+    Returns their stdouts once all exit 0. As soon as one fails, or ``timeout`` seconds pass, every
+    process still running is killed and the test fails with each worker's exit code and stderr tail.
+    """
+    root = Path(__file__).resolve().parent.parent
+    envs = [dict(os.environ if e is None else e) for e in (env if isinstance(env, list) else [env] * len(args))]
+    for e in envs:
+        e["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), e.get("PYTHONPATH")]))
+    logs = [(tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")) for _ in args]
+    procs = []
+    try:
+        for arg, e, (out, err) in zip(args, envs, logs):
+            procs.append(subprocess.Popen([sys.executable, *arg], cwd=root, env=e, stdout=out, stderr=err, text=True))
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if any(p.poll() not in (None, 0) for p in procs):
+                break
+            time.sleep(0.2)
+        codes = [p.poll() for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+    texts = []
+    for out, err in logs:
+        out.seek(0), err.seek(0)
+        texts.append((out.read(), err.read()))
+        out.close(), err.close()
+    if codes != [0] * len(args):
+        report = "\n".join(f"--- worker {i}: exit {'timeout' if code is None else code}, stderr tail:\n{err[-3000:]}"
+                           for i, (code, (_, err)) in enumerate(zip(codes, texts)))
+        pytest.fail(f"{len(args)} workers, timeout {timeout} s:\n{report}")
+    return [out for out, _ in texts]
 
 
 def make_hub_cache(cache_dir, repo_id, files: dict, revision="main", commit="a" * 40):

@@ -1,9 +1,12 @@
 """bert_flax.sharding: the partition rules cover every parameter, and on 8 host CPU devices a sharded
 train step (data-parallel 8x1, model-parallel 1x8, mixed 2x4) computes what the single-device step
-computes: loss, gradients, updated params and forward outputs within 1e-5.
+computes: loss, gradients, updated params and forward outputs within 1e-5. bert_flax.distributed: 2
+processes joined by ``jax.distributed`` (gloo on CPU), each holding half of one global batch, take the
+steps one process takes on the whole batch, within 1e-6, and only process 0 writes the checkpoint.
 
 The 8-device runs happen in a subprocess (this file run as a script), because
-``--xla_force_host_platform_device_count`` must be set before jax is imported.
+``--xla_force_host_platform_device_count`` must be set before jax is imported; the 2 processes are this
+file run as a script too.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
+from harness import TOL, free_ports, max_abs_diff, padded_batch, run_processes, tiny_config_dict
 
 LAYOUTS = [(8, 1), (1, 8), (2, 4)]
 #: (loss, scan_layers, relative positions) -> the (data, model) layouts the subprocess runs it in. Each
@@ -147,7 +150,117 @@ def test_a_batch_the_data_axis_does_not_divide_is_refused(eight_device_results):
     assert "batch['input_ids'] of shape (6, 4)" in message and "'data' of size 8" in message
 
 
-# -- the subprocess -----------------------------------------------------------------------------------
+# -- 2 processes, jax.distributed over gloo -----------------------------------------------------------
+
+PROCESSES = 2
+PROCESS_STEPS = 3
+#: The multi-process contract (docs/scaling.md): a data-parallel step over processes is the one-process step.
+PROCESS_TOL = 1e-6
+#: Both sides compile their step with LLVM optimisation level 0 (half the compile time of a backward pass);
+#: with one level on both sides the results agree to float32 rounding.
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
+def process_case(root: Path):
+    """Write the tiny MLM model and the 8-row global batch every process (and the reference) starts from;
+    return the model, the batch and the optimizer. Dropout is on and the two halves hold different numbers
+    of masked tokens (the test asserts both)."""
+    import numpy as np
+
+    import bert_flax
+
+    config = tiny_config(num_hidden_layers=1)
+    model = bert_flax.FlaxBertForMaskedLM(config, seed=0)
+    batch = padded_batch(config.vocab_size, batch=8, seq=12, seed=1, fully_padded_row=False)
+    masked = (np.random.default_rng(2).random(batch["input_ids"].shape) < 0.3) & (batch["attention_mask"] == 1)
+    batch["labels"] = np.where(masked, batch["input_ids"], -100)
+    batch["input_ids"] = np.where(masked, 3, batch["input_ids"])
+    model.save_pretrained(root / "init")
+    np.savez(root / "batch.npz", **batch)
+    return model, batch, process_optimizer()
+
+
+def process_optimizer():
+    from bert_flax.training import create_optimizer
+
+    tx, _ = create_optimizer(1e-3, num_train_steps=100, num_warmup_steps=0, weight_decay_rate=0.01,
+                             adam_global_clipnorm=1.0)
+    return tx
+
+
+@pytest.fixture(scope="module")
+def two_process_results(tmp_path_factory):
+    """The same steps taken here in one process on the whole batch, and both processes' records."""
+    import numpy as np
+
+    from bert_flax.training import TrainState, make_train_step
+
+    root = tmp_path_factory.mktemp("distributed_flax_processes")
+    model, batch, tx = process_case(root)
+    state = TrainState.create(apply_fn=model.module.apply, params=model.params, tx=tx)
+    rng = jax.random.PRNGKey(42)
+    step, losses = make_train_step(model, loss="masked-lm").lower(state, batch, rng).compile(COMPILER_OPTIONS), []
+    for _ in range(PROCESS_STEPS):
+        state, metrics = step(state, batch, rng)
+        losses.append(float(metrics["loss"]))
+    port, = free_ports(1)
+    script = str(Path(__file__).resolve())
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
+    outputs = run_processes([[script, "process", str(i), str(port), str(root)] for i in range(PROCESSES)],
+                            timeout=180, env=env)
+    records = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    params = [dict(np.load(root / f"params-{i}.npz")) for i in range(PROCESSES)]
+    return root, records, params, {"losses": losses, "params": state.params, "model": model}
+
+
+def _flat(params):
+    from flax import traverse_util
+
+    return traverse_util.flatten_dict(params, sep="/")
+
+
+@pytest.mark.distributed
+def test_two_process_steps_equal_one_process_steps(two_process_results):
+    _, records, params, reference = two_process_results
+    for i, record in enumerate(records):
+        assert (record["process_index"], record["process_count"], record["devices"]) == (i, PROCESSES, PROCESSES)
+        assert max_abs_diff(record["losses"], reference["losses"]) <= PROCESS_TOL
+        # every process ends with the same, full parameters
+        assert max_abs_diff(params[i], _flat(reference["params"])) <= PROCESS_TOL
+    first, second = records[0]["labelled_tokens"], records[1]["labelled_tokens"]
+    assert first != second  # the global mean is not the mean of the processes' means here
+    assert records[0]["dropout"] > 0
+
+
+@pytest.mark.distributed
+def test_only_process_0_writes_the_checkpoint(two_process_results):
+    """Each process was given its own directory, as on two hosts: only process 0's exists, and it loads
+    back into one process with the parameters the one-process run reached."""
+    import bert_flax
+
+    root, records, _, reference = two_process_results
+    assert [record["wrote"] for record in records] == [True, False]
+    assert (root / "saved-0" / "model.safetensors").is_file() and not (root / "saved-1").exists()
+    loaded = bert_flax.FlaxBertForMaskedLM.from_pretrained(root / "saved-0")
+    assert max_abs_diff(loaded.params, reference["params"]) <= PROCESS_TOL
+
+
+@pytest.mark.distributed
+def test_gather_params_collects_weights_split_over_processes(two_process_results):
+    """Split on a model axis spanning both processes, each process holds half of a query kernel; the
+    gathered tree is the whole model again, exactly, in every process."""
+    import numpy as np
+
+    root, records, _, reference = two_process_results
+    initial = _flat(reference["model"].params)
+    for i, record in enumerate(records):
+        assert record["split_query_shard"] == [32, 16]
+        gathered = dict(np.load(root / f"gathered-{i}.npz"))
+        assert gathered.keys() == initial.keys()
+        assert all(np.array_equal(gathered[k], initial[k]) for k in initial)
+
+
+# -- the subprocesses ---------------------------------------------------------------------------------
 
 def _run_case(loss, scan, relative, layouts):
     import numpy as np
@@ -239,5 +352,45 @@ def _main():
     print(json.dumps(results))
 
 
+def _process_main(process_id: int, port: int, root: Path):
+    """One of the 2 processes: initialize, train on its half of the global batch, save (process 0 writes)."""
+    import numpy as np
+
+    import bert_flax
+    from bert_flax import distributed
+    from bert_flax.sharding import make_mesh, make_sharded_train_step, shard_batch, shard_params, shard_train_state
+    from bert_flax.training import TrainState
+
+    address = f"127.0.0.1:{port}"
+    distributed.initialize(address, num_processes=PROCESSES, process_id=process_id,
+                           coordinator_bind_address=address, initialization_timeout=60)
+    model = bert_flax.FlaxBertForMaskedLM.from_pretrained(root / "init")
+    rows = {k: np.split(v, PROCESSES)[process_id] for k, v in np.load(root / "batch.npz").items()}
+    tx = process_optimizer()
+    mesh = make_mesh()
+    state = shard_train_state(TrainState.create(apply_fn=model.module.apply, params=model.params, tx=tx), mesh)
+    batch, rng = shard_batch(rows, mesh), jax.random.PRNGKey(42)
+    step = make_sharded_train_step(model, mesh, state, loss="masked-lm").lower(state, batch, rng).compile(
+        COMPILER_OPTIONS)
+    losses = []
+    for _ in range(PROCESS_STEPS):
+        state, metrics = step(state, batch, rng)
+        losses.append(float(metrics["loss"]))
+    wrote = distributed.save_pretrained(model, root / f"saved-{process_id}", state.params)
+    np.savez(root / f"params-{process_id}.npz", **_flat(distributed.gather_params(state.params)))
+    # The initial weights split over the processes (model axis 2): gathering them takes a collective.
+    split = shard_params(model.params, make_mesh(1, PROCESSES))
+    query = split["bert"]["encoder"]["layer"]["0"]["attention"]["self"]["query"]["kernel"]
+    np.savez(root / f"gathered-{process_id}.npz", **_flat(distributed.gather_params(split)))
+    print(json.dumps({"process_index": jax.process_index(), "process_count": jax.process_count(),
+                      "devices": jax.device_count(), "losses": losses, "wrote": wrote,
+                      "labelled_tokens": int((rows["labels"] != -100).sum()),
+                      "split_query_shard": list(query.addressable_shards[0].data.shape),
+                      "dropout": model.config.hidden_dropout_prob}))
+
+
 if __name__ == "__main__":
-    _main()
+    if sys.argv[1:2] == ["process"]:
+        _process_main(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]))
+    else:
+        _main()

@@ -3,10 +3,13 @@
 same global batch (sequence classification; masked LM with a different number of masked tokens per replica),
 Keras ``model.fit`` under the strategy equals ``fit`` on one device, the chief's ``save_pretrained`` writes
 the canonical checkpoint, and ``keras.distribution.DataParallel`` is shown to distribute nothing on Keras'
-TensorFlow backend (which is why the strategy is the way).
+TensorFlow backend (which is why the strategy is the way). Across processes: 2 workers joined by
+``MultiWorkerMirroredStrategy`` (``TF_CONFIG``, loopback ports) take the masked-LM steps one process takes on
+the same global batch, within 1e-6, and only the chief writes the checkpoint.
 
 The 2-device runs happen in a subprocess (this file run as a script): logical devices must be configured
-before TensorFlow initialises, and the main pytest process has already initialised it.
+before TensorFlow initialises, and the main pytest process has already initialised it. The 2 workers are
+this file run as a script too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
+from harness import TOL, free_ports, max_abs_diff, padded_batch, run_processes, tiny_config_dict
 
 HEADS = {"sequence-classification": "TFBertForSequenceClassification", "masked-lm": "TFBertForMaskedLM"}
 QUANTITIES = ("loss", "grad_norm", "gradients", "params", "logits", "saved")
@@ -162,7 +165,62 @@ def test_misuse_under_two_replicas_is_refused(two_device_results):
     assert "outside strategy.run" in errors["save_in_replica_context"]
 
 
-# -- the subprocess -----------------------------------------------------------------------------------
+# -- 2 worker processes, MultiWorkerMirroredStrategy ------------------------------------------------------
+
+WORKERS = 2
+#: The multi-process contract (docs/scaling.md): a step over worker processes is the one-process step.
+WORKER_TOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def two_worker_results(tmp_path_factory):
+    """The masked-LM steps in this process on the whole batch (no strategy), and the records of 2 worker
+    processes that each run them under ``MultiWorkerMirroredStrategy``, the cluster given by ``TF_CONFIG``."""
+    import keras
+
+    import bert_tf
+
+    root = tmp_path_factory.mktemp("distributed_tf_workers")
+    keras.utils.set_random_seed(0)
+    bert_tf.TFBertForMaskedLM(tiny_config()).save_pretrained(root / "init-masked-lm")
+    reference = _run_step("masked-lm", root, tf.distribute.get_strategy())
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(WORKERS)]}
+    envs = [dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="3",
+                 TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+            for i in range(WORKERS)]
+    outputs = run_processes([[str(Path(__file__).resolve()), "worker", str(root)]] * WORKERS, timeout=180, env=envs)
+    records = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    params = [dict(np.load(root / f"params-{i}.npz")) for i in range(WORKERS)]
+    return root, records, params, reference
+
+
+@pytest.mark.distributed
+def test_two_worker_step_equals_one_process_step(two_worker_results):
+    _, records, params, reference = two_worker_results
+    for i, record in enumerate(records):
+        assert (record["index"], record["replicas"]) == (i, WORKERS)
+        assert max_abs_diff(record["loss"], reference["loss"]) <= WORKER_TOL
+        assert max_abs_diff(record["grad_norm"], reference["grad_norm"]) <= WORKER_TOL
+        assert max_abs_diff(params[i], reference["params"]) <= WORKER_TOL
+    assert min(records[0]["grad_norm"]) > MAX_GRAD_NORM  # clipping by the cross-worker norm was active
+    first, second = (int((half != -100).sum()) for half in np.split(global_batch("masked-lm", 99)["labels"], 2))
+    assert first != second  # the loss weighting across workers is what makes this equal
+
+
+@pytest.mark.distributed
+def test_only_the_chief_worker_writes_the_checkpoint(two_worker_results):
+    """Each worker was given its own directory, as on two hosts: only the chief's (worker 0) exists, and it
+    loads back with the weights the one-process run reached."""
+    import bert_tf
+
+    root, records, _, reference = two_worker_results
+    assert [record["wrote"] for record in records] == [True, False]
+    assert (root / "saved-0" / "model.safetensors").is_file() and not (root / "saved-1").exists()
+    loaded = bert_tf.TFBertForMaskedLM.from_pretrained(root / "saved-0")
+    assert max_abs_diff(_weights(loaded), reference["params"]) <= WORKER_TOL
+
+
+# -- the subprocesses ---------------------------------------------------------------------------------
 
 def _weights(model):
     return {k: v.numpy() for k, v in model.named_weights().items()}
@@ -293,7 +351,24 @@ def _main(root: Path):
     print(json.dumps(results))
 
 
+def _worker_main(root: Path):
+    """One worker of the MultiWorkerMirroredStrategy cluster in ``TF_CONFIG``: the masked-LM steps on the
+    global batch (shard_batch takes this worker's replica's rows), then the chief-only save."""
+    from bert_tf.distributed import save_pretrained
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    index = strategy.cluster_resolver.task_id
+    result = _run_step("masked-lm", root, strategy)
+    wrote = save_pretrained(result["model"], root / f"saved-{index}", strategy)
+    np.savez(root / f"params-{index}.npz", **result["params"])
+    print(json.dumps({"index": index, "replicas": strategy.num_replicas_in_sync, "wrote": wrote,
+                      "loss": result["loss"], "grad_norm": result["grad_norm"]}))
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    _main(Path(sys.argv[1]))
+    if sys.argv[1:2] == ["worker"]:
+        _worker_main(Path(sys.argv[2]))
+    else:
+        _main(Path(sys.argv[1]))

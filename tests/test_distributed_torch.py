@@ -5,12 +5,10 @@ wrapped or sharded model writes the canonical checkpoint, which loads back with 
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 
-from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
+from harness import TOL, free_ports, max_abs_diff, padded_batch, tiny_config_dict
 
 torch = pytest.importorskip("torch")
 mp = pytest.importorskip("torch.multiprocessing")
@@ -98,12 +96,6 @@ def worker(rank, port, root):
         torch.distributed.destroy_process_group()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """The initial checkpoints, the single-process reference runs, and the 2-process runs."""
@@ -116,7 +108,7 @@ def runs(tmp_path_factory):
         model = getattr(bert_torch, class_name).from_pretrained(root / f"init-{head}")
         losses, grads = train(model, global_batch(head, config))
         reference[head] = {"losses": losses, "grads": grads, "model": model.eval()}
-    mp.spawn(worker, args=(free_port(), root), nprocs=WORLD_SIZE, join=True)
+    mp.spawn(worker, args=(free_ports(1)[0], root), nprocs=WORLD_SIZE, join=True)
     return root, reference
 
 
