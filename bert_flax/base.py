@@ -295,13 +295,13 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
         cache = given.pop("past_key_values", None)
         if given.get("input_ids") is None and given.get("inputs_embeds") is None:
             raise ValueError("pass input_ids or inputs_embeds")
-        past = 0 if cache is None else _concrete(cache_index(cache))  # None under an outer jit
-        check_inputs(c, given.get("input_ids"), given.get("token_type_ids"), given.get("position_ids"),
-                     given.get("inputs_embeds"), past)
-        # numpy and jax arrays go to the jitted call as they are (its C++ dispatch converts them);
-        # jnp.asarray would run a traced conversion per input on every call.
-        inputs = {k: v if isinstance(v, (np.ndarray, jax.Array)) else jnp.asarray(v)
+        # numpy and jax arrays go to the jitted call as they are (its C++ dispatch converts them on the
+        # way in); anything else (lists, other frameworks' tensors) becomes numpy once, here.
+        inputs = {k: v if isinstance(v, (np.ndarray, jax.Array)) else np.asarray(v)
                   for k, v in given.items() if v is not None}
+        past = 0 if cache is None else _concrete(cache_index(cache))  # None under an outer jit
+        check_inputs(c, inputs.get("input_ids"), inputs.get("token_type_ids"), inputs.get("position_ids"),
+                     inputs.get("inputs_embeds"), past)
         if cache is not None:
             ref = inputs.get("input_ids", inputs.get("inputs_embeds"))
             inputs.setdefault("attention_mask", jnp.ones((ref.shape[0], cache_length(cache)), dtype="i4"))
