@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import jax
@@ -16,15 +17,21 @@ class ModuleKey:
     """A hashable stand-in for a linen module (its config is a mutable, unhashable object).
 
     Two wrappers whose modules have the same class, config and options share compiled code, and
-    editing ``model.config`` after construction recompiles instead of reusing a stale function.
+    editing ``model.config`` after construction recompiles instead of reusing a stale function
+    (a wrapper keeps its key while :meth:`is_current` holds, so a call does not re-serialise the config).
     """
 
-    __slots__ = ("module", "_key")
+    __slots__ = ("module", "_key", "_config_state")
 
     def __init__(self, module) -> None:
         self.module = module
         fields = {f: getattr(module, f) for f in module.__dataclass_fields__ if f not in ("config", "parent", "name")}
         self._key = (type(module), module.config.to_json_string(), repr(sorted(fields.items(), key=str)))
+        self._config_state = copy.deepcopy(vars(module.config))
+
+    def is_current(self, module) -> bool:
+        """True while ``module`` is the module keyed and its config is unchanged (a dict comparison, microseconds)."""
+        return module is self.module and vars(module.config) == self._config_state
 
     def __hash__(self) -> int:
         return hash(self._key)

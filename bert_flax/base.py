@@ -107,6 +107,7 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
         # Publish the head's real arguments (labels, start_positions, past_key_values...) in the
         # transformers 4.x order, so help(), IDEs and the cross-backend drift test see them.
         cls._signature = _call_signature(cls.head)
+        cls._keyword_names = frozenset(cls._signature.parameters) - {"self", "params", "dropout_rng", "train"}
         __call__.__signature__ = cls._signature
         __call__.__doc__ = base_call.__doc__
         cls.__call__ = __call__
@@ -124,6 +125,7 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
         self.input_shape = tuple(input_shape or self.default_input_shape)
         self._module_kwargs = dict(module_kwargs)
         self._params = None
+        self._module_key = None
         self._check_attn_implementation(attn_implementation)
         self._build(gradient_checkpointing=gradient_checkpointing, scan_layers=scan_layers,
                     attn_implementation=attn_implementation)
@@ -284,17 +286,23 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
             InputError: ids, token types or positions outside their tables (checked on the host first).
         """
         c = self.config
-        given = self._signature.bind(self, *args, **kwargs).arguments
-        given.pop("self")
+        if not args and kwargs.keys() <= self._keyword_names:
+            given = kwargs  # the usual model(**inputs): what bind() would return, without its cost
+        else:
+            given = self._signature.bind(self, *args, **kwargs).arguments
+            given.pop("self")
         flags = {n: given.pop(n, None) for n in FLAG_ARGS}
         flags = {n: getattr(c, n) if v is None else bool(v) for n, v in flags.items()}
         cache = given.pop("past_key_values", None)
         if given.get("input_ids") is None and given.get("inputs_embeds") is None:
             raise ValueError("pass input_ids or inputs_embeds")
+        # numpy and jax arrays go to the jitted call as they are (its C++ dispatch converts them on the
+        # way in); anything else (lists, other frameworks' tensors) becomes numpy once, here.
+        inputs = {k: v if isinstance(v, (np.ndarray, jax.Array)) else np.asarray(v)
+                  for k, v in given.items() if v is not None}
         past = 0 if cache is None else _concrete(cache_index(cache))  # None under an outer jit
-        check_inputs(c, given.get("input_ids"), given.get("token_type_ids"), given.get("position_ids"),
-                     given.get("inputs_embeds"), past)
-        inputs = {k: jnp.asarray(v) for k, v in given.items() if v is not None}
+        check_inputs(c, inputs.get("input_ids"), inputs.get("token_type_ids"), inputs.get("position_ids"),
+                     inputs.get("inputs_embeds"), past)
         if cache is not None:
             ref = inputs.get("input_ids", inputs.get("inputs_embeds"))
             inputs.setdefault("attention_mask", jnp.ones((ref.shape[0], cache_length(cache)), dtype="i4"))
@@ -306,10 +314,16 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
         if train and dropout_active and dropout_rng is None:
             raise ValueError("train=True applies dropout: pass dropout_rng=jax.random.PRNGKey(...)")
         output = compiled_apply(self.params if params is None else params, inputs, dropout_rng, cache,
-                                module_key=ModuleKey(self.module), train=bool(train),
+                                module_key=self._current_module_key(), train=bool(train),
                                 output_attentions=flags["output_attentions"],
                                 output_hidden_states=flags["output_hidden_states"])
         return output if flags["return_dict"] else output.to_tuple()
+
+    def _current_module_key(self) -> ModuleKey:
+        """The compiled-code key of ``module``, rebuilt only after ``module`` or ``config`` changed."""
+        if self._module_key is None or not self._module_key.is_current(self.module):
+            self._module_key = ModuleKey(self.module)
+        return self._module_key
 
     # -- saving and loading (see bert_flax.loading) --------------------------
 

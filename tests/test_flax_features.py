@@ -3,6 +3,8 @@ compiled calls, Auto classes and the unprefixed names."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -248,6 +250,40 @@ def test_repeated_calls_reuse_one_compiled_function():
     model.config.hidden_act = "gelu"  # an edited config recompiles rather than reusing stale code
     assert max_abs_diff(model(**batch), first) > 0
     assert _compiled_apply._cache_size() == before + 2
+
+
+@contextlib.contextmanager
+def compiles_of(fun_name: str):
+    """Collect one entry per XLA compilation of the jitted function ``fun_name`` (jax.monitoring events)."""
+    compiled: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration" and kwargs.get("fun_name") == f"jit({fun_name})":
+            compiled.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiled
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def test_a_stream_of_lengths_compiles_one_program_per_shape_whatever_the_array_type():
+    """model(**inputs) compiles once per distinct input shape: a stream of lengths costs one program per
+    length; repeats, and the same shape as int32, a jax array or a list, cost none; outputs equal the un-jitted apply."""
+    model = bert_flax.FlaxBertModel(config(type_vocab_size=3), seed=0)  # a config no other test compiles
+    outputs = {}
+    with compiles_of("compiled_apply") as compiled:
+        for length in (5, 9, 5, 12, 9, 5):
+            ids = (np.arange(length, dtype=np.int64)[None] * 7 + 1) % 99
+            outputs[length] = model(input_ids=ids, attention_mask=np.ones_like(ids)).last_hidden_state
+        assert len(compiled) == 3
+        for same in (ids.astype(np.int32), jnp.asarray(ids), ids.tolist()):
+            assert max_abs_diff(model(input_ids=same, attention_mask=np.ones_like(ids)).last_hidden_state,
+                                outputs[5]) == 0
+        assert len(compiled) == 3
+    eager = model.module.apply({"params": model.params}, jnp.asarray(ids), jnp.ones(ids.shape, "i4"))
+    assert max_abs_diff(eager.last_hidden_state, outputs[5]) <= F32
 
 
 def test_outputs_are_pytrees():
