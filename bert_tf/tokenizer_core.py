@@ -11,7 +11,8 @@ installed: stock TF Serving, the TF C API, Triton's TensorFlow backend.
   cut points, ``tf.strings.split`` cuts;
 - :class:`WordPiece`: greedy longest-match-first. Every candidate piece of every
   word (at most the longest vocabulary entry) is looked up at once (FarmHash
-  fingerprints, ``tf.searchsorted``, the string compared), then a bounded
+  fingerprints, ``tf.searchsorted``, the string compared; a word found whole skips
+  this), then a bounded
   ``tf.while_loop`` walks each word from match to match.
 """
 
@@ -124,7 +125,9 @@ class WordPiece:
     def tokenize(self, words: tf.Tensor) -> tf.RaggedTensor:
         """``(n,)`` words -> ``(n, pieces)`` int64 ids."""
         too_long = tf.strings.length(words, unit="UTF8_CHAR") > self.max_chars
-        words = tf.where(too_long, "", words)
+        # A word in the vocabulary is its own longest match: only the others are cut into candidates.
+        whole = tf.where(too_long, tf.constant(-1, tf.int64), self._lookup(words))
+        words = tf.where(too_long | (whole >= 0), "", words)
         _, offsets = tf.strings.unicode_decode_with_offsets(words, "UTF-8")  # (n, chars) byte offsets
         chars = offsets.row_lengths()  # (n,)
         total = tf.size(offsets.flat_values, out_type=tf.int64)
@@ -167,4 +170,6 @@ class WordPiece:
         found = tf.ragged.boolean_mask(offsets.with_flat_values(best_id), offsets.with_flat_values(keep))
         unk = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(tf.cast(unknown, tf.int32))], tf.constant(self.unk_id, tf.int64)),
                                                tf.cast(unknown, tf.int64))
-        return tf.concat([unk, found], axis=1)
+        known = whole >= 0
+        whole = tf.RaggedTensor.from_row_lengths(tf.boolean_mask(whole, known), tf.cast(known, tf.int64))
+        return tf.concat([unk, whole, found], axis=1)  # each word's ids sit in exactly one of the three

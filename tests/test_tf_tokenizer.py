@@ -6,7 +6,10 @@ the same options. Every corpus string of `tests/tokenizer_corpus.py` is
 compared id for id (input_ids, attention_mask, token_type_ids), uncased and
 cased, with truncation, padding and pairs; mismatches are collected and
 reported by category. It also runs inside a tf.function, a Keras functional
-model on symbolic strings, and round-trips through get_config.
+model on symbolic strings, and round-trips through get_config. The core-op
+tokenizer (``ops="core"``, no tensorflow-text kernel) is held to the same
+reference under every option set, on the whole corpus and its pairs in one
+compiled call, and with left truncation and padding.
 """
 
 from __future__ import annotations
@@ -105,14 +108,34 @@ def test_special_tokens_written_in_the_text_keep_their_ids(tokenizers):
     assert ref.mask_token_id not in ids[1]
 
 
-def test_left_truncation_and_left_padding_match(vocab_files):
+@pytest.mark.parametrize("ops", ["text", "core"])
+def test_left_truncation_and_left_padding_match(vocab_files, ops):
     ref = BertTokenizerFast(vocab_files["uncased"], truncation_side="left", padding_side="left")
-    ours = TFBertTokenizer.from_tokenizer(ref)
+    ours = TFBertTokenizer.from_tokenizer(ref, ops=ops)
     first, second = map(list, zip(*PAIRS))
     expected = ref(first, second, truncation=True, max_length=14, padding="longest")
     assert not _mismatches(ours(first, second, max_length=14), expected, first, list(range(len(first))))
     expected = ref(CORPUS, truncation=True, max_length=12, padding="longest")
     assert not _mismatches(ours(CORPUS, max_length=12), expected, CORPUS, LABELS)
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_core_ops_match_the_fast_tokenizer_in_one_compiled_call(tokenizers, option):
+    _, ref = tokenizers[option]
+    core = TFBertTokenizer.from_tokenizer(ref, ops="core")
+    first, second = map(list, zip(*PAIRS))
+
+    @tf.function
+    def tokenize(texts, a, b):
+        return core(texts), core(texts, max_length=16, padding="max_length"), core(a, b, max_length=11)
+
+    longest, short, pairs = tokenize(tf.constant(CORPUS), tf.constant(first), tf.constant(second))
+    expected = ref(CORPUS, truncation=True, max_length=512, padding="longest")
+    assert not (bad := _mismatches(longest, expected, CORPUS, LABELS)), f"{len(bad)} strings differ: {bad}"
+    expected = ref(CORPUS, truncation=True, max_length=16, padding="max_length")
+    assert not (bad := _mismatches(short, expected, CORPUS, LABELS)), f"{len(bad)} strings differ: {bad}"
+    expected = ref(first, second, truncation=True, max_length=11, padding="longest")
+    assert not _mismatches(pairs, expected, first, [f"pair[{i}]" for i in range(len(first))])
 
 
 def test_from_pretrained_reads_the_checkpoint_settings(real_model_dir):
@@ -178,6 +201,8 @@ def test_bad_settings_raise_tokenizer_errors(tokenizers):
         ours(["a"], padding="do_not_pad")
     with pytest.raises(TokenizerError, match="max_length=2"):
         ours(["a"], ["b"], max_length=2)
+    with pytest.raises(TokenizerError, match="ops must be one of"):
+        TFBertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]"], ops="icu")
     with pytest.raises(TokenizerError, match="not in the vocabulary"):
         TFBertTokenizer(["[PAD]", "[UNK]", "[CLS]"])
     with pytest.raises(TokenizerError, match="BertTokenizerFast"):
