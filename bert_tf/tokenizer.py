@@ -38,20 +38,28 @@ import tensorflow as tf
 from bert_core._lazy import require
 from bert_core.errors import TokenizerError
 
-from . import tokenizer_core
+from . import _unicode_tables, tokenizer_core
 
 __all__ = ["TFBertTokenizer"]
 
 # "Chinese characters" exactly as the Rust BertNormalizer tests them (tokenizers' is_chinese_char).
 _CJK_CLASS = (r"[\x{3400}-\x{4DBF}\x{4E00}-\x{9FFF}\x{F900}-\x{FAFF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
               r"\x{2B740}-\x{2B81F}\x{2B920}-\x{2CEAF}\x{2F800}-\x{2FA1F}]")
-# clean_text: what the Rust normaliser drops (is_control: Cc/Cf/Co but not \t\n\r; NUL; U+FFFD) ...
-_DROPPED_CLASS = r"[\p{Cc}\p{Cf}\p{Co}\x{FFFD}]"
-# ... and what it maps to " " (char::is_whitespace that survived the drop).
-_CLEAN_SPACE_CLASS = r"[\t\n\r\p{Zs}\x{2028}\x{2029}]"
-# The pre-tokenizer's whitespace (char::is_whitespace) and punctuation (ASCII symbols or Unicode P*).
+
+
+def _class(ranges: Sequence[tuple[int, int]]) -> str:
+    """An RE2 character class of code point ranges."""
+    return "[" + "".join(f"\\x{{{lo:X}}}" + (f"-\\x{{{hi:X}}}" if hi > lo else "") for lo, hi in ranges) + "]"
+
+
+# The Rust tables, not RE2's newer \p{..} classes (see _unicode_tables): what clean_text drops (NUL, U+FFFD,
+# Cc/Cf/Co but \t\n\r), what it maps to " ", the marks strip_accents removes after NFD, and punctuation.
+_DROPPED_CLASS = _class(_unicode_tables.DROPPED)
+_CLEAN_SPACE_CLASS = _class(_unicode_tables.CLEAN_SPACE)
+_MARKS_CLASS = _class(_unicode_tables.NONSPACING_MARKS)
+_PUNCTUATION = _class(_unicode_tables.PUNCTUATION)
+# The pre-tokenizer's whitespace (char::is_whitespace).
 _WHITESPACE = r"[\t\n\x{0B}\x{0C}\r\x{85}\p{Zs}\x{2028}\x{2029}]"
-_PUNCTUATION = r"[!-/:-@\[-`{-~\p{P}]"
 _PADDING = ("longest", "max_length")
 _OPS = ("text", "core")
 _TRUNCATION = {True: "longest_first", "longest_first": "longest_first", False: None, "do_not_truncate": None}
@@ -289,7 +297,7 @@ class TFBertTokenizer(keras.layers.Layer):
                 text = tokenizer_core.decompose(text)
             else:
                 text = require("tensorflow_text").normalize_utf8(text, "NFD")
-            text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+            text = tf.strings.regex_replace(text, _MARKS_CLASS, "")
         if self.do_lower_case:
             # Rust lower-cases char by char: capital sigma is always "σ" (ICU would give a final "ς").
             text = tf.strings.regex_replace(text, "\u03a3", "\u03c3")
