@@ -142,7 +142,7 @@ def test_whole_and_fuzz_corpus_match_in_one_compiled_call(tokenizers, ops, optio
     ours = TFBertTokenizer.from_tokenizer(ref, ops=ops)
     first, second = map(list, zip(*ALL_PAIRS))
 
-    @tf.function
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)] * 3)
     def tokenize(texts, a, b):
         return ours(texts), ours(a, b, max_length=40)
 
