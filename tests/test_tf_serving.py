@@ -185,7 +185,8 @@ def core_served(tmp_path_factory, real_model_dir, exported):
     assert proc.returncode == 0, proc.stderr[-3000:]
     with np.load(root / "served.npz") as data:
         served = dict(data)
-    return {"served": served, "model": model, "reference": BertTokenizerFast(root / "src" / "vocab.txt")}
+    return {"served": served, "model": model, "reference": BertTokenizerFast(root / "src" / "vocab.txt"),
+            "root": root}
 
 
 def test_core_savedmodel_holds_only_core_ops_registered_without_tensorflow_text(core_served):
@@ -206,6 +207,16 @@ def test_core_savedmodel_serves_the_corpus_like_the_tokenizer_plus_model(core_se
     np.testing.assert_array_equal(served[f"{name}/attention_mask"], encoding["attention_mask"])
     assert max_abs_diff(served[f"{name}/logits"], outputs.logits) <= TOL["float32"]  # token types included
     assert served["modules"].size == 0  # neither tribert nor tensorflow_text was imported to serve
+
+
+def test_tokenizer_ops_with_another_target_or_value_is_refused(core_served, capsys):
+    root = core_served["root"]
+    assert main(["convert", str(root / "src"), "--to", "safetensors", "--tokenizer-ops", "core",
+                 "--out", str(root / "st")]) == 1
+    assert "--tokenizer-ops applies to --to savedmodel only" in capsys.readouterr().err
+    assert not (root / "st").exists()
+    with pytest.raises(ConfigError, match="tokenizer_ops must be 'text' or 'core'"):
+        export_savedmodel(core_served["model"], None, root / "bad", tokenizer_ops="icu")
 
 
 def test_export_is_atomic_and_refuses_to_clobber(exported, tmp_path):
