@@ -136,7 +136,8 @@ class WordPiece:
         # Byte boundaries: each word's character offsets, then its byte length.
         bounds = tf.concat([offsets, tf.cast(tf.strings.length(words), tf.int64)[:, None]], axis=1)
         # Candidates: every (character, length) pair that stays inside its word, lengths 1..longest.
-        longest = tf.minimum(tf.constant(self.longest, tf.int64), tf.reduce_max(tf.concat([chars, tf.ones([1], tf.int64)], 0)))
+        widest = tf.reduce_max(tf.concat([chars, tf.ones([1], tf.int64)], 0))
+        longest = tf.minimum(tf.constant(self.longest, tf.int64), widest)
         length = tf.range(1, longest + 1)[None, :]  # (1, K)
         end = position[:, None] + length  # (total, K)
         inside = end <= tf.gather(chars, word)[:, None]
@@ -168,8 +169,8 @@ class WordPiece:
         unknown = failed | too_long
         keep = visited & ~tf.gather(unknown, word)
         found = tf.ragged.boolean_mask(offsets.with_flat_values(best_id), offsets.with_flat_values(keep))
-        unk = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(tf.cast(unknown, tf.int32))], tf.constant(self.unk_id, tf.int64)),
-                                               tf.cast(unknown, tf.int64))
+        unk_ids = tf.fill([tf.reduce_sum(tf.cast(unknown, tf.int32))], tf.constant(self.unk_id, tf.int64))
+        unk = tf.RaggedTensor.from_row_lengths(unk_ids, tf.cast(unknown, tf.int64))
         known = whole >= 0
         whole = tf.RaggedTensor.from_row_lengths(tf.boolean_mask(whole, known), tf.cast(known, tf.int64))
         return tf.concat([unk, whole, found], axis=1)  # each word's ids sit in exactly one of the three
