@@ -126,7 +126,7 @@ def _build_model(tensors: Mapping[str, np.ndarray], config: BertConfig, head: st
 
 
 def write_converted(tensors: Mapping[str, np.ndarray], config: BertConfig, head: str, out_dir: str | os.PathLike,
-                    *, kind: str) -> list[Path]:
+                    *, kind: str, tokenizer_ops: str | None = None) -> list[Path]:
     """Write canonical ``tensors`` of ``head`` into ``out_dir`` as ``kind``; returns the written paths.
 
     Args:
@@ -134,12 +134,16 @@ def write_converted(tensors: Mapping[str, np.ndarray], config: BertConfig, head:
             ``keras.models.load_model``) or ``"savedmodel"`` (``saved_model/``: the serving SavedModel of
             :func:`bert_tf.export_savedmodel`, with the in-graph tokenizer when ``out_dir`` already holds
             ``vocab.txt`` / ``tokenizer.json``, else over token ids).
+        tokenizer_ops: with ``"savedmodel"``: ``"text"`` (tensorflow-text kernels, the default) or ``"core"``
+            (core TensorFlow ops only, loads without tensorflow-text).
 
     Raises:
-        ConfigError: an unknown ``kind``.
+        ConfigError: an unknown ``kind``, or ``tokenizer_ops`` with a kind other than ``"savedmodel"``.
         CheckpointError: tensors that do not fit the head.
     """
     out_dir = Path(out_dir)
+    if tokenizer_ops is not None and kind != "savedmodel":
+        raise ConfigError(f"bert_tf.write_converted: tokenizer_ops applies to kind 'savedmodel' only, not {kind!r}")
     if kind == "tf":
         return [write_tf_h5(tensors, config, head, out_dir / TF_WEIGHTS_FILE)]
     if kind == "keras":
@@ -152,13 +156,15 @@ def write_converted(tensors: Mapping[str, np.ndarray], config: BertConfig, head:
 
         has_vocab = (out_dir / "vocab.txt").is_file() or (out_dir / "tokenizer.json").is_file()
         tokenizer = TFBertTokenizer.from_pretrained(out_dir) if has_vocab else None
-        return [export_savedmodel(_build_model(tensors, config, head), tokenizer, out_dir / SAVEDMODEL_DIR)]
+        return [export_savedmodel(_build_model(tensors, config, head), tokenizer, out_dir / SAVEDMODEL_DIR,
+                                  tokenizer_ops=tokenizer_ops)]
     raise ConfigError(f"bert_tf.write_converted: kind must be one of {list(KINDS)}, got {kind!r}")
 
 
 def _convert_writer(kind: str):
-    def write(tensors: Mapping[str, np.ndarray], config: BertConfig, head: str, out_dir: str | os.PathLike) -> list[Path]:
-        return write_converted(tensors, config, head, out_dir, kind=kind)
+    def write(tensors: Mapping[str, np.ndarray], config: BertConfig, head: str, out_dir: str | os.PathLike,
+              **options) -> list[Path]:
+        return write_converted(tensors, config, head, out_dir, kind=kind, **options)
 
     write.__doc__ = f"``tribert convert --to {kind}``: :func:`write_converted` with ``kind={kind!r}``."
     return write

@@ -1,7 +1,9 @@
 """SavedModel export for serving: raw strings in, the head's outputs out, the tokenizer inside the graph.
 
 The exported directory is a plain TensorFlow SavedModel (TF Serving, ``tf.saved_model.load``).
-Its graph uses tensorflow-text ops, so a process that loads it must register them first::
+With ``tokenizer_ops="core"`` its graph holds core TensorFlow ops only and loads wherever
+``tensorflow`` does (stock TF Serving, the TF C API, Triton's TensorFlow backend). With the
+default tensorflow-text tokenizer a process that loads it must register those ops first::
 
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers RegexSplitWithOffsets, NormalizeUTF8, FastWordpiece...)
@@ -35,6 +37,8 @@ import tensorflow as tf
 from bert_core._io import atomic_directory
 from bert_core.errors import ConfigError
 from bert_core.heads import head_for_class_name
+
+from .tokenizer import TFBertTokenizer
 
 __all__ = ["export_savedmodel", "export_keras", "input_signature", "serving_signatures", "serving_outputs",
            "SERVING_SIGNATURES", "ID_SIGNATURES"]
@@ -155,7 +159,8 @@ def _signatures(module: _Serving) -> dict[str, Any]:
     }
 
 
-def export_savedmodel(model, tokenizer, directory: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def export_savedmodel(model, tokenizer, directory: str | os.PathLike, *, overwrite: bool = False,
+                      tokenizer_ops: str | None = None) -> Path:
     """Write ``model`` (with ``tokenizer`` in the graph) as a SavedModel in ``directory``, atomically.
 
     Args:
@@ -165,12 +170,15 @@ def export_savedmodel(model, tokenizer, directory: str | os.PathLike, *, overwri
             ``int64_serving``: int64).
         directory: the SavedModel directory; it is assembled in a temporary sibling and renamed.
         overwrite: replace an existing ``directory``.
+        tokenizer_ops: ``"core"`` writes the tokenizer in core TensorFlow ops only (the SavedModel loads
+            without tensorflow-text), ``"text"`` with tensorflow-text kernels; ``None`` keeps ``tokenizer.ops``.
 
     Returns:
         ``directory`` as a ``Path``.
 
     Raises:
-        ConfigError: an unsupported head, or ``directory`` exists and ``overwrite`` is False.
+        ConfigError: an unsupported head, an unknown ``tokenizer_ops``, or ``directory`` exists and
+            ``overwrite`` is False.
     """
     head = head_for_class_name(type(model).__name__)
     if head is None or head.name == "multiple-choice":
@@ -179,6 +187,10 @@ def export_savedmodel(model, tokenizer, directory: str | os.PathLike, *, overwri
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise ConfigError(f"SavedModel directory {directory} already exists; pass overwrite=True to replace it")
+    if tokenizer_ops not in (None, "text", "core"):
+        raise ConfigError(f"export_savedmodel: tokenizer_ops must be 'text' or 'core', got {tokenizer_ops!r}")
+    if tokenizer is not None and tokenizer_ops not in (None, tokenizer.ops):
+        tokenizer = TFBertTokenizer.from_config({**tokenizer.get_config(), "ops": tokenizer_ops})
     fields = head.logits + (("pooler_output",) if head.name == "base" else ())
     module = _Serving(model, tokenizer, tuple(dict.fromkeys(fields)))
     with atomic_directory(directory) as tmp:

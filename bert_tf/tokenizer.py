@@ -1,8 +1,9 @@
-"""``TFBertTokenizer``: BERT tokenization inside the TensorFlow graph (tensorflow-text), as a Keras layer.
+"""``TFBertTokenizer``: BERT tokenization inside the TensorFlow graph, as a Keras layer.
 
 It reproduces :class:`tokenization.BertTokenizerFast` (the Rust ``BertNormalizer``
 + ``BertPreTokenizer`` + ``WordPiece`` pipeline) id for id, with tf.strings and
-tensorflow-text ops only, so it runs in a ``tf.function``, a Keras functional
+tensorflow-text ops (``ops="text"``) or core TensorFlow ops alone (``ops="core"``,
+:mod:`bert_tf.tokenizer_core`), so it runs in a ``tf.function``, a Keras functional
 model on symbolic string inputs and a SavedModel. Where tensorflow-text's own
 ``BertTokenizer`` differs from the Rust pipeline (NFKC case folding, CJK and
 control-character handling, special tokens written in the text), the steps are
@@ -16,6 +17,9 @@ spelled out here in the Rust order:
 5. lower-casing, with capital sigma always mapped to "σ" (no final-sigma rule);
 6. whitespace split and punctuation (ASCII symbols + Unicode P*) isolated;
 7. WordPiece (words above ``max_input_chars_per_word`` characters -> ``[UNK]``).
+
+``ops="core"`` needs nothing but ``tensorflow`` to run or to load a SavedModel
+holding it (no ``NormalizeUTF8``, ``RegexSplitWithOffsets``, ``FastWordpieceTokenizeWithOffsets``).
 
 Outputs are ``input_ids``, ``attention_mask``, ``token_type_ids``, int64 by default
 (``output_dtype="int32"`` for int32), shaped ``(batch, seq)``.
@@ -34,19 +38,30 @@ import tensorflow as tf
 from bert_core._lazy import require
 from bert_core.errors import TokenizerError
 
+from . import _unicode_tables, tokenizer_core
+
 __all__ = ["TFBertTokenizer"]
 
 # "Chinese characters" exactly as the Rust BertNormalizer tests them (tokenizers' is_chinese_char).
 _CJK_CLASS = (r"[\x{3400}-\x{4DBF}\x{4E00}-\x{9FFF}\x{F900}-\x{FAFF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}"
               r"\x{2B740}-\x{2B81F}\x{2B920}-\x{2CEAF}\x{2F800}-\x{2FA1F}]")
-# clean_text: what the Rust normaliser drops (is_control: Cc/Cf/Co but not \t\n\r; NUL; U+FFFD) ...
-_DROPPED_CLASS = r"[\p{Cc}\p{Cf}\p{Co}\x{FFFD}]"
-# ... and what it maps to " " (char::is_whitespace that survived the drop).
-_CLEAN_SPACE_CLASS = r"[\t\n\r\p{Zs}\x{2028}\x{2029}]"
-# The pre-tokenizer's whitespace (char::is_whitespace) and punctuation (ASCII symbols or Unicode P*).
+
+
+def _class(ranges: Sequence[tuple[int, int]]) -> str:
+    """An RE2 character class of code point ranges."""
+    return "[" + "".join(f"\\x{{{lo:X}}}" + (f"-\\x{{{hi:X}}}" if hi > lo else "") for lo, hi in ranges) + "]"
+
+
+# The Rust tables, not RE2's newer \p{..} classes (see _unicode_tables): what clean_text drops (NUL, U+FFFD,
+# Cc/Cf/Co but \t\n\r), what it maps to " ", the marks strip_accents removes after NFD, and punctuation.
+_DROPPED_CLASS = _class(_unicode_tables.DROPPED)
+_CLEAN_SPACE_CLASS = _class(_unicode_tables.CLEAN_SPACE)
+_MARKS_CLASS = _class(_unicode_tables.NONSPACING_MARKS)
+_PUNCTUATION = _class(_unicode_tables.PUNCTUATION)
+# The pre-tokenizer's whitespace (char::is_whitespace).
 _WHITESPACE = r"[\t\n\x{0B}\x{0C}\r\x{85}\p{Zs}\x{2028}\x{2029}]"
-_PUNCTUATION = r"[!-/:-@\[-`{-~\p{P}]"
 _PADDING = ("longest", "max_length")
+_OPS = ("text", "core")
 _TRUNCATION = {True: "longest_first", "longest_first": "longest_first", False: None, "do_not_truncate": None}
 
 
@@ -59,7 +74,7 @@ def _special_pattern(tokens: Sequence[dict[str, Any]]) -> str:
     return "|".join(parts)
 
 
-def _regex_split(text: tf.Tensor, delim: str, keep: str) -> tf.RaggedTensor:
+def _text_regex_split(text: tf.Tensor, delim: str, keep: str) -> tf.RaggedTensor:
     """``tensorflow_text.regex_split`` that survives NUL characters (it stops at the first one).
 
     NUL is escaped as U+FDD0 U+FDD2 (and a literal U+FDD0 as U+FDD0 U+FDD1) around the split.
@@ -99,6 +114,8 @@ class TFBertTokenizer(keras.layers.Layer):
         truncation: ``True`` / ``"longest_first"`` (as ``transformers``) or ``False``.
         padding_side / truncation_side: ``"right"`` or ``"left"``.
         output_dtype: ``"int64"`` (default) or ``"int32"``.
+        ops: ``"text"`` (tensorflow-text kernels, the default) or ``"core"`` (core TensorFlow ops only:
+            a graph or SavedModel that loads without tensorflow-text; same ids).
     """
 
     def __init__(
@@ -123,6 +140,7 @@ class TFBertTokenizer(keras.layers.Layer):
         padding_side: str = "right",
         truncation_side: str = "right",
         output_dtype: str = "int64",
+        ops: str = "text",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", output_dtype)
@@ -155,6 +173,11 @@ class TFBertTokenizer(keras.layers.Layer):
         self.padding_side = self._check("padding_side", padding_side, ("right", "left"))
         self.truncation_side = self._check("truncation_side", truncation_side, ("right", "left"))
         self.output_dtype = self._check("output_dtype", output_dtype, ("int64", "int32"))
+        self.ops = self._check("ops", ops, _OPS)
+        if ops == "core":
+            self._wordpiece = tokenizer_core.WordPiece(self.vocab_list, index[unk_token], continuing_subword_prefix,
+                                                       self.max_input_chars_per_word)
+            return
         self._wordpiece = require("tensorflow_text").FastWordpieceTokenizer(
             vocab=self.vocab_list, suffix_indicator=continuing_subword_prefix,
             # characters are limited below (the Rust limit counts characters, this one bytes)
@@ -238,7 +261,7 @@ class TFBertTokenizer(keras.layers.Layer):
         """
         from tokenization import BertTokenizerFast
 
-        own = {"max_length", "padding", "pad_to_multiple_of", "truncation", "output_dtype", "name"}
+        own = {"max_length", "padding", "pad_to_multiple_of", "truncation", "output_dtype", "ops", "name"}
         layer_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in own}
         return cls.from_tokenizer(BertTokenizerFast.from_pretrained(name_or_path, **kwargs), **layer_kwargs)
 
@@ -255,6 +278,7 @@ class TFBertTokenizer(keras.layers.Layer):
             max_input_chars_per_word=self.max_input_chars_per_word, max_length=self.max_length,
             padding=self.padding, pad_to_multiple_of=self.pad_to_multiple_of, truncation=self.truncation,
             padding_side=self.padding_side, truncation_side=self.truncation_side, output_dtype=self.output_dtype,
+            ops=self.ops,
         )
         return config
 
@@ -269,8 +293,11 @@ class TFBertTokenizer(keras.layers.Layer):
             text = tf.strings.regex_replace(text, f"({_CJK_CLASS})", r" \1 ")
         strip = self.do_lower_case if self.strip_accents is None else self.strip_accents
         if strip:
-            text = require("tensorflow_text").normalize_utf8(text, "NFD")
-            text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+            if self.ops == "core":
+                text = tokenizer_core.decompose(text)
+            else:
+                text = require("tensorflow_text").normalize_utf8(text, "NFD")
+            text = tf.strings.regex_replace(text, _MARKS_CLASS, "")
         if self.do_lower_case:
             # Rust lower-cases char by char: capital sigma is always "σ" (ICU would give a final "ς").
             text = tf.strings.regex_replace(text, "\u03a3", "\u03c3")
@@ -279,7 +306,10 @@ class TFBertTokenizer(keras.layers.Layer):
 
     def _word_ids(self, text: tf.Tensor) -> tf.RaggedTensor:
         """1-D strings -> ``(n, tokens)`` WordPiece ids (no special-token handling)."""
-        words = _regex_split(self._normalize(text), f"{_WHITESPACE}+|{_PUNCTUATION}", _PUNCTUATION)
+        if self.ops == "core":
+            words = tokenizer_core.split_words(self._normalize(text), _WHITESPACE, _PUNCTUATION)
+            return words.with_values(self._wordpiece.tokenize(words.values)).merge_dims(1, 2)  # (n, tokens)
+        words = _text_regex_split(self._normalize(text), f"{_WHITESPACE}+|{_PUNCTUATION}", _PUNCTUATION)
         too_long = tf.strings.length(words.flat_values, unit="UTF8_CHAR") > self.max_input_chars_per_word
         # A too-long word becomes the unk token's text, which WordPiece maps (whole) to the unk id.
         words = words.with_flat_values(tf.where(too_long, self.unk_token, words.flat_values))
@@ -290,7 +320,10 @@ class TFBertTokenizer(keras.layers.Layer):
         if not self.special_tokens:
             return self._word_ids(text)
         pattern = _special_pattern(self.special_tokens)
-        pieces = _regex_split(text, pattern, pattern)  # (batch, pieces)
+        if self.ops == "core":
+            pieces = tokenizer_core.split_keep(text, pattern)  # (batch, pieces)
+        else:
+            pieces = _text_regex_split(text, pattern, pattern)
         flat = pieces.flat_values  # (n,)
         contents = tf.constant([t["content"] for t in self.special_tokens])
         ids = tf.constant([t["id"] for t in self.special_tokens], tf.int64)

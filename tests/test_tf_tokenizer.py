@@ -6,7 +6,14 @@ the same options. Every corpus string of `tests/tokenizer_corpus.py` is
 compared id for id (input_ids, attention_mask, token_type_ids), uncased and
 cased, with truncation, padding and pairs; mismatches are collected and
 reported by category. It also runs inside a tf.function, a Keras functional
-model on symbolic strings, and round-trips through get_config.
+model on symbolic strings, and round-trips through get_config. The core-op
+tokenizer (``ops="core"``, no tensorflow-text kernel) is held to the same
+reference on the whole corpus plus the 5,000-string fuzz corpus
+(tests/tokenizer_fuzz.py) and their pairs in one compiled call (with each
+normaliser switch on and off), and
+with left truncation and padding; the tensorflow-text path on the fuzz corpus
+too. The Rust character tables both use (bert_tf/_unicode_tables.py) are
+probed again from the installed `tokenizers` (slow).
 """
 
 from __future__ import annotations
@@ -24,6 +31,10 @@ from bert_tf import TFBertTokenizer
 from harness import tiny_config_dict
 from tokenization import BertTokenizerFast
 from tokenizer_corpus import CATEGORIES, CORPUS, OPTIONS, PAIRS
+from tokenizer_fuzz import fuzz_corpus, fuzz_pairs
+
+ALL_TEXTS = CORPUS + fuzz_corpus(5000)
+ALL_PAIRS = PAIRS + fuzz_pairs(ALL_TEXTS[len(CORPUS):])
 
 FIELDS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -105,14 +116,67 @@ def test_special_tokens_written_in_the_text_keep_their_ids(tokenizers):
     assert ref.mask_token_id not in ids[1]
 
 
-def test_left_truncation_and_left_padding_match(vocab_files):
+@pytest.mark.parametrize("ops", ["text", "core"])
+def test_left_truncation_and_left_padding_match(vocab_files, ops):
     ref = BertTokenizerFast(vocab_files["uncased"], truncation_side="left", padding_side="left")
-    ours = TFBertTokenizer.from_tokenizer(ref)
+    ours = TFBertTokenizer.from_tokenizer(ref, ops=ops)
     first, second = map(list, zip(*PAIRS))
     expected = ref(first, second, truncation=True, max_length=14, padding="longest")
     assert not _mismatches(ours(first, second, max_length=14), expected, first, list(range(len(first))))
     expected = ref(CORPUS, truncation=True, max_length=12, padding="longest")
     assert not _mismatches(ours(CORPUS, max_length=12), expected, CORPUS, LABELS)
+
+
+def _differing(ours, ref, shown) -> list[str]:
+    """``ascii`` of the inputs whose rows differ in any field (numpy, for thousands of rows)."""
+    bad = np.zeros(len(shown), bool)
+    for field in FIELDS:
+        got, expected = np.asarray(ours[field]), np.asarray(ref[field])
+        assert got.shape == expected.shape, (field, got.shape, expected.shape)
+        bad |= (got != expected).any(axis=1)
+    return [ascii(shown[i])[:80] for i in np.flatnonzero(bad)]
+
+
+# Each switch of the normaliser on and off (lower-casing, accent stripping, CJK spacing): the three core sets.
+@pytest.mark.parametrize("ops, option", [("core", "uncased"), ("core", "cased"), ("core", "no-chinese-split"),
+                                         ("text", "uncased")])
+def test_whole_and_fuzz_corpus_match_in_one_compiled_call(tokenizers, ops, option):
+    _, ref = tokenizers[option]
+    ours = TFBertTokenizer.from_tokenizer(ref, ops=ops)
+    first, second = map(list, zip(*ALL_PAIRS))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)] * 3)
+    def tokenize(texts, a, b):
+        return ours(texts), ours(a, b, max_length=40)
+
+    single, pairs = tokenize(tf.constant(ALL_TEXTS), tf.constant(first), tf.constant(second))
+    for got, args, max_length in ((single, (ALL_TEXTS,), 512), (pairs, (first, second), 40)):
+        expected = ref(*args, truncation=True, max_length=max_length, padding="longest", return_tensors="np")
+        bad = _differing(got, expected, list(zip(*args)))
+        assert not bad, f"{len(bad)} of {len(args[0])} inputs differ (max_length={max_length}): {bad[:10]}"
+
+
+@pytest.mark.slow
+def test_the_rust_character_tables_are_those_of_the_installed_tokenizers():
+    """Probe every code point through the Rust normaliser and pre-tokenizer, as the tables were made."""
+    from tokenizers.normalizers import BertNormalizer
+    from tokenizers.pre_tokenizers import BertPreTokenizer
+
+    from bert_tf import _unicode_tables as tables
+
+    def points(ranges):
+        return [cp for lo, hi in ranges for cp in range(lo, hi + 1)]
+
+    chars = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and cp not in (0x7C, 0x78)]
+    text = "|".join(chars)
+    options = dict(handle_chinese_chars=False, lowercase=False)
+    clean = BertNormalizer(clean_text=True, strip_accents=False, **options).normalize_str(text).split("|")
+    strip = BertNormalizer(clean_text=False, strip_accents=True, **options).normalize_str(text).split("|")
+    assert [ord(c) for c, r in zip(chars, clean) if r == ""] == points(tables.DROPPED)
+    assert [ord(c) for c, r in zip(chars, clean) if r == " " and c != " "] == points(tables.CLEAN_SPACE)
+    assert [ord(c) for c, r in zip(chars, strip) if r == ""] == points(tables.NONSPACING_MARKS)
+    isolated = {start for _, (start, end) in BertPreTokenizer().pre_tokenize_str("x".join(chars)) if end - start == 1}
+    assert sorted([ord(c) for i, c in enumerate(chars) if 2 * i in isolated] + [0x7C]) == points(tables.PUNCTUATION)
 
 
 def test_from_pretrained_reads_the_checkpoint_settings(real_model_dir):
@@ -178,6 +242,8 @@ def test_bad_settings_raise_tokenizer_errors(tokenizers):
         ours(["a"], padding="do_not_pad")
     with pytest.raises(TokenizerError, match="max_length=2"):
         ours(["a"], ["b"], max_length=2)
+    with pytest.raises(TokenizerError, match="ops must be one of"):
+        TFBertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]"], ops="icu")
     with pytest.raises(TokenizerError, match="not in the vocabulary"):
         TFBertTokenizer(["[PAD]", "[UNK]", "[CLS]"])
     with pytest.raises(TokenizerError, match="BertTokenizerFast"):

@@ -88,7 +88,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     result = convert(args.src, args.to, args.out, head=args.head, dtype=args.dtype, config_path=args.config,
                      drop_unused=args.drop_unused, overwrite=args.overwrite, force=args.force, max_shard_size=args.max_shard_size,
-                     revision=args.revision, local_files_only=args.local_files_only)
+                     revision=args.revision, local_files_only=args.local_files_only, tokenizer_ops=args.tokenizer_ops)
     print(result.summary())
     return 0
 
@@ -168,6 +168,9 @@ def _parser() -> argparse.ArgumentParser:
     conv.add_argument("--max-shard-size", default="5GB", help="shard safetensors above this size (default 5GB)")
     conv.add_argument("--revision", help="hub revision")
     conv.add_argument("--local-files-only", action="store_true", help="never contact the hub")
+    conv.add_argument("--tokenizer-ops", choices=["text", "core"],
+                      help="--to savedmodel: the in-graph tokenizer's ops: text (tensorflow-text, default) or core "
+                           "(core TensorFlow only: loads without tensorflow-text)")
     conv.set_defaults(func=_cmd_convert)
 
     from bert_pipelines import TASKS

@@ -11,6 +11,7 @@ up, so no lower package ever imports a backend.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from typing import Any, Callable
@@ -55,9 +56,20 @@ def writer_for(to: str) -> Callable | None:
     return module.CONVERT_WRITERS[to]
 
 
-def convert(src: str | os.PathLike, to: str, out: str | os.PathLike, **options: Any) -> _core.ConvertResult:
+def convert(src: str | os.PathLike, to: str, out: str | os.PathLike, *, tokenizer_ops: str | None = None,
+            **options: Any) -> _core.ConvertResult:
     """Convert the checkpoint ``src`` to format ``to`` in directory ``out``.
 
     Arguments as :func:`conversion.convert.convert`; ``to`` is one of :data:`TARGETS`.
+    ``tokenizer_ops`` (``--to savedmodel`` only): ``"text"`` (tensorflow-text kernels) or ``"core"`` (core
+    TensorFlow ops only, a SavedModel that loads without tensorflow-text).
+
+    Raises:
+        ConfigError: ``tokenizer_ops`` with another target.
     """
-    return _core.convert(src, to, out, writer=writer_for(to), **options)
+    writer = writer_for(to)
+    if tokenizer_ops is not None:
+        if to != "savedmodel":
+            raise ConfigError(f"--tokenizer-ops applies to --to savedmodel only, not --to {to}")
+        writer = functools.partial(writer, tokenizer_ops=tokenizer_ops)
+    return _core.convert(src, to, out, writer=writer, **options)
