@@ -17,6 +17,8 @@ from typing import Any, Callable
 from bert_core.errors import ConfigError, MissingBackendError
 from conversion import convert as _core
 
+from . import progress
+
 __all__ = ["TARGETS", "TARGET_FORMATS", "writer_for", "convert"]
 
 #: ``--to`` target -> the module whose ``CONVERT_WRITERS`` holds its writer (``None``: conversion's own).
@@ -53,6 +55,13 @@ def writer_for(to: str) -> Callable | None:
 def convert(src: str | os.PathLike, to: str, out: str | os.PathLike, **options: Any) -> _core.ConvertResult:
     """Convert the checkpoint ``src`` to format ``to`` in directory ``out``.
 
-    Arguments as :func:`conversion.convert.convert`; ``to`` is one of :data:`TARGETS`.
+    Arguments as :func:`conversion.convert.convert`; ``to`` is one of :data:`TARGETS`. On a terminal,
+    stderr shows a bar of its stages (read, map keys, write, manifest: a SavedModel export is the write).
     """
-    return _core.convert(src, to, out, writer=writer_for(to), **options)
+    with progress.bar(total=len(_core.STAGES), desc=f"tribert convert --to {to}", unit="stage") as bar:
+
+        def on_stage(name: str) -> None:
+            bar.update(_core.STAGES.index(name) - bar.n)
+            bar.set_postfix_str(name)
+
+        return _core.convert(src, to, out, writer=writer_for(to), on_stage=on_stage, **options)
