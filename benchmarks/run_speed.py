@@ -4,7 +4,7 @@ Usage:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/run_speed.py \
         [--frameworks torch,tf,flax] [--tasks feature-extraction,sentence-embeddings] [--lines 600] [--repeats 3]
 
-For each framework and task, on ``--lines`` lines of 4..60 words and the real
+For each framework and task, on ``--lines`` lines of 4..24 words and the real
 all-MiniLM-L6-v2 checkpoint:
 
 - ``pipeline``: ``pipe(lines)``, one call over the whole list (the pipeline's own
@@ -40,10 +40,10 @@ WORDS = ("the quick brown fox jumps over lazy dog near river bank while children
 
 
 def lines_file(directory: Path, count: int, seed: int = 0) -> Path:
-    """``count`` sentences of 4..60 words, one per line."""
+    """``count`` sentences of 4..24 words, one per line."""
     rng = np.random.default_rng(seed)
     path = directory / f"lines-{count}.txt"
-    path.write_text("".join(" ".join(rng.choice(WORDS, rng.integers(4, 61))) + ".\n" for _ in range(count)))
+    path.write_text("".join(" ".join(rng.choice(WORDS, rng.integers(4, 25))) + ".\n" for _ in range(count)))
     return path
 
 
@@ -63,11 +63,11 @@ def process_seconds(argv: list[str], path: Path) -> float:
     return seconds
 
 
-def measure(framework: str, task: str, model: Path, path: Path, repeats: int, batch_size: int | None) -> dict:
-    from tribert.run import jsonable, load_pipeline, run_stream
+def in_process(pipe, task: str, path: Path, repeats: int, batch_size: int | None = None) -> dict[str, float]:
+    """Median seconds of ``pipe(lines)`` (results made JSON) and of ``tribert run``'s loop on the same file, interleaved."""
+    from tribert.run import jsonable, run_stream
 
     options = {"batch_size": batch_size} if batch_size else {}
-    pipe = load_pipeline(task, str(model), framework=framework, **options)
     lines = path.read_text().splitlines()
 
     def pipeline() -> None:
@@ -79,7 +79,7 @@ def measure(framework: str, task: str, model: Path, path: Path, repeats: int, ba
             run_stream(pipe, task, stdin, out, sys.stderr, batch_size=batch_size or pipe.batch_size)
 
     calls = {"pipeline": pipeline, "run": run}
-    for call in calls.values():
+    for call in calls.values():  # warm-up: compilation of the TF / Flax shapes
         call()
     samples: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(repeats):
@@ -87,7 +87,15 @@ def measure(framework: str, task: str, model: Path, path: Path, repeats: int, ba
             start = time.perf_counter()
             call()
             samples[name].append(time.perf_counter() - start)
-    seconds = {name: statistics.median(s) for name, s in samples.items()}
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def measure(framework: str, task: str, model: Path, path: Path, repeats: int, batch_size: int | None) -> dict:
+    from tribert.run import load_pipeline
+
+    pipe = load_pipeline(task, str(model), framework=framework, **({"batch_size": batch_size} if batch_size else {}))
+    seconds = in_process(pipe, task, path, repeats, batch_size)
+    lines = path.read_text().splitlines()
     argv = command(task, model, framework, batch_size)
     whole = process_seconds(argv, path)
     one = path.parent / "one-line.txt"
