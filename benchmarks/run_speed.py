@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,7 @@ def process_seconds(argv: list[str], path: Path) -> float:
 
 def in_process(pipe, task: str, path: Path, repeats: int, batch_size: int | None = None) -> dict[str, float]:
     """Median seconds of ``pipe(lines)`` (results made JSON) and of ``tribert run``'s loop on the same file, interleaved."""
+    from benchmarks.impls import timed
     from tribert.run import jsonable, run_stream
 
     options = {"batch_size": batch_size} if batch_size else {}
@@ -78,16 +78,7 @@ def in_process(pipe, task: str, path: Path, repeats: int, batch_size: int | None
         with path.open("rb") as stdin, open(os.devnull, "w") as out:
             run_stream(pipe, task, stdin, out, sys.stderr, batch_size=batch_size or pipe.batch_size)
 
-    calls = {"pipeline": pipeline, "run": run}
-    for call in calls.values():  # warm-up: compilation of the TF / Flax shapes
-        call()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return timed({"pipeline": pipeline, "run": run}, repeats)
 
 
 def measure(framework: str, task: str, model: Path, path: Path, repeats: int, batch_size: int | None) -> dict:

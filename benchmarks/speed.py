@@ -32,10 +32,8 @@ import os
 import platform
 import shlex
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import floor, run_speed  # noqa: E402
-from benchmarks.impls import IMPLS, Impl  # noqa: E402
+from benchmarks.impls import IMPLS, Impl, timed  # noqa: E402
 
 GRID = [(1, 128), (8, 128), (8, 512), (32, 64)]
 QUICK_GRID = [(8, 128)]
@@ -63,19 +61,6 @@ def mixed_batch(vocab: int, rng: np.random.Generator, n: int = 32):
 def dense_batch(vocab: int, rng: np.random.Generator, batch: int, seq: int) -> dict[str, np.ndarray]:
     ids = rng.integers(1000, vocab, size=(batch, seq))
     return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-
-
-def timed(calls: dict[str, callable], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each named zero-argument call, calls interleaved round-robin."""
-    for call in calls.values():  # warm-up (and compilation for jitted paths)
-        call()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def write_checkpoint(directory: Path, model: str):
