@@ -170,8 +170,7 @@ class Pipeline:
             return batches
         from tqdm.auto import tqdm
 
-        # The default bar stays off a log file or pipe (tqdm: None = only on a terminal); progress=True always shows.
-        return tqdm(batches, desc=self.task.name, unit="batch", file=sys.stderr, disable=None if progress is None else False)
+        return tqdm(batches, desc=self.task.name, unit="batch", file=sys.stderr)
 
     def _length_limit(self) -> int | None:
         """The longest row a bucket may pad to: the tokenizer's limit and the model's position table."""
