@@ -27,7 +27,7 @@ import numpy as np
 
 from bert_core.packing import pack_sequences
 
-__all__ = ["Impl", "IMPLS", "matmul_peak"]
+__all__ = ["Impl", "IMPLS", "matmul_peak", "timed"]
 
 IMPLS = ("hf", "torch", "flax", "tf")
 PACK_ROW = 128
@@ -43,6 +43,19 @@ def matmul_peak(matmul: Callable, sync: Callable, n: int = 2048, repeats: int = 
         sync(matmul(a, a))
         times.append(time.perf_counter() - start)
     return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def timed(calls: dict[str, callable], repeats: int) -> dict[str, float]:
+    """Median seconds per call of each named zero-argument call, calls interleaved round-robin."""
+    for call in calls.values():  # warm-up (and compilation for jitted paths)
+        call()
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def packed_inputs(sequences: list[dict[str, list[int]]], pad_token_id: int = 0) -> dict[str, np.ndarray]:

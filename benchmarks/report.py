@@ -5,8 +5,8 @@ Usage:
                                 [--memory benchmarks/results/load_memory.json]
 
 The prose around the tables lives in ``benchmarks/benchmarks.md.in`` (English)
-and ``benchmarks/benchmarks.zh.md.in`` (Chinese); ``{{speed}}``, ``{{memory}}``
-and ``{{targets}}`` mark where the tables go. Both pages are rendered from the
+and ``benchmarks/benchmarks.zh.md.in`` (Chinese); ``{{speed}}``, ``{{floor}}``,
+``{{memory}}`` and ``{{targets}}`` mark where the tables go. Both pages are rendered from the
 same JSON, so rerunning the benchmarks and this script refreshes every figure
 in both languages without hand edits.
 """
@@ -40,8 +40,15 @@ LABELS = {
         "memory": "Command: `{command}`; weights {mb} MB (random bert-base, float32).",
         "memory_head": ["job", "warm: peak RSS above baseline (MB)", "x weights", "load s",
                         "cold: peak RSS above baseline (MB)", "x weights", "load s"],
-        "targets_head": ["backend", "dense fp32 (min over grid; >= 1.0x)", "mixed fp32 (>= 1.6x)",
-                         "batch-1 model(**inputs) (<= 0.6x)", "batch-1 pipeline (<= 0.6x)", "bf16 vs fp32 (>= 1.8x)"],
+        "targets_head": ["backend", "batch 1 x 16 model(**inputs), time x hf (<= 0.9x)", "mixed-length, speed x hf (>= 1.6x)",
+                         "dense, speed x hf (min over grid; >= 1.0x)", "`tribert run`, time x pipeline (<= 1.2x)"],
+        "floor": "Memory bandwidth (numpy streaming): copy {copy} GB/s, triad {triad} GB/s; torch float32 matmul peak "
+                 "{peak} GFLOP/s. At 1 x {tokens} tokens the encoder is {gflop} GFLOP, {compute} ms at the peak, and "
+                 "reads {mb} MB of weights, {memory} ms at the copy bandwidth: the floor is {floor} ms.",
+        "floor_head": ["impl", "model(**inputs) ms", "x floor", "time x hf"],
+        "run": "**`tribert run` against the pipeline** ({task}, {lines} lines, in process: the command's loop "
+               "against `pipe(lines)` on the same pipeline)",
+        "run_head": ["backend", "pipeline s", "run s", "run / pipeline"],
         "not_run": "(not run)",
     },
     "zh": {
@@ -62,8 +69,15 @@ LABELS = {
         "memory": "命令：`{command}`；权重 {mb} MB（随机 bert-base，float32）。",
         "memory_head": ["任务", "warm：峰值 RSS 相对基线的增量（MB）", "权重倍数", "加载秒数",
                         "cold：峰值 RSS 相对基线的增量（MB）", "权重倍数", "加载秒数"],
-        "targets_head": ["后端", "稠密 fp32（网格上的最小值；>= 1.0x）", "混合长度 fp32（>= 1.6x）",
-                         "批大小 1 的 model(**inputs)（<= 0.6x）", "批大小 1 的 pipeline（<= 0.6x）", "bf16 相对 fp32（>= 1.8x）"],
+        "targets_head": ["后端", "批大小 1 x 16 的 model(**inputs)，时间 x hf（<= 0.9x）", "混合长度，速度 x hf（>= 1.6x）",
+                         "稠密，速度 x hf（网格上的最小值；>= 1.0x）", "`tribert run`，时间 x pipeline（<= 1.2x）"],
+        "floor": "内存带宽（numpy 流式）：copy {copy} GB/s，triad {triad} GB/s；torch float32 矩阵乘法峰值 "
+                 "{peak} GFLOP/s。在 1 x {tokens} 个 token 时，编码器为 {gflop} GFLOP，按峰值需 {compute} ms，"
+                 "读取 {mb} MB 权重，按 copy 带宽需 {memory} ms：下限为 {floor} ms。",
+        "floor_head": ["实现", "model(**inputs) ms", "x 下限", "时间 x hf"],
+        "run": "**`tribert run` 对比 pipeline**（{task}，{lines} 行，同一进程：命令的循环对比同一 pipeline 上的 "
+               "`pipe(lines)`）",
+        "run_head": ["后端", "pipeline 秒", "run 秒", "run / pipeline"],
         "not_run": "（未运行）",
     },
 }
@@ -99,6 +113,8 @@ def speed_tables(r: dict, t: dict, lang: str) -> str:
         b = r["bf16"]
         rows = [[n, b[n]["fp32_ms"], b[n]["bf16_ms"], b[n]["speedup"], b[n]["max_abs_diff"]] for n in names if n in b]
         parts.append(t["bf16"].format(batch=b["batch"], seq=b["seq"]) + "\n\n" + table(t["bf16_head"], rows))
+    if "run" in r:
+        parts.append(run_table(r, t))
     parts.append(t["load"].format(items=t["list_sep"].join(f"{n} {s}" for n, s in r["load_seconds"].items())))
     return "\n\n".join(parts)
 
@@ -111,23 +127,45 @@ def memory_table(r: dict, t: dict) -> str:
     return t["memory"].format(command=r["command"], mb=r["weights_mb"]) + "\n\n" + table(t["memory_head"], rows)
 
 
+def floor_table(r: dict, t: dict) -> str:
+    """The batch-1 floor and each implementation's ``model(**inputs)`` latency as a multiple of it."""
+    if "floor" not in r:
+        return t["not_run"]
+    f = r["floor"]
+    text = t["floor"].format(copy=f["copy_gbs"], triad=f["triad_gbs"], peak=f["matmul_peak_gflops"], tokens=f["tokens"],
+                             gflop=f["gflop"], compute=f["compute_floor_ms"], mb=f["weight_mb"],
+                             memory=f["memory_floor_ms"], floor=f["floor_ms"])  # fmt: skip
+    rows = [[n, r["latency_1x16_ms"][n], f"{r['latency_1x16_over_floor'][n]}x", f"{r['latency_1x16_ratio_to_hf'].get(n, '')}x"]
+            for n in r["latency_1x16_ms"]]  # fmt: skip
+    return text + "\n\n" + table(t["floor_head"], rows)
+
+
+def run_table(r: dict, t: dict) -> str:
+    if "run" not in r:
+        return ""
+    run = r["run"]
+    rows = [[n, run[n]["pipeline_s"], run[n]["run_s"], f"{run[n]['run_over_pipeline']}x"] for n in BACKENDS if n in run]
+    return t["run"].format(task=run["task"], lines=run["lines"]) + "\n\n" + table(t["run_head"], rows)
+
+
 def targets_table(r: dict, t: dict) -> str:
-    """Each issue-8 target against what each backend reached in this run."""
+    """Each issue-16 target against what each backend reached in this run (times and speeds as ratios to hf)."""
     dense = {n: min(p["ratio_to_hf"][n] for p in r["dense"]) for n in BACKENDS if n in r["ratio_hf_names"]}
     mixed = r["mixed"]["ratio_to_hf"]
     rows = []
     for n in BACKENDS:
         if n not in r["ratio_hf_names"]:
             continue
-        bf16 = r.get("bf16", {}).get(n, {}).get("speedup", "n/a")
-        rows.append([n, f"{dense[n]}x", f"{mixed.get(n, 'n/a')}x", f"{r['latency_1x16_ratio_to_hf'][n]}x",
-                     f"{r['pipeline_latency_ratio_to_hf'][n]}x", f"{bf16}x" if bf16 != "n/a" else bf16])
+        run = r.get("run", {}).get(n, {}).get("run_over_pipeline")
+        rows.append([n, f"{r['latency_1x16_ratio_to_hf'][n]}x", f"{mixed.get(n, 'n/a')}x", f"{dense[n]}x",
+                     f"{run}x" if run is not None else t["not_run"]])
     return table(t["targets_head"], rows)
 
 
 def render(template: str, speed: dict, memory: dict | None, lang: str) -> str:
     t = LABELS[lang]
     text = template.replace("{{speed}}", speed_tables(speed, t, lang)).replace("{{targets}}", targets_table(speed, t))
+    text = text.replace("{{floor}}", floor_table(speed, t))
     return text.replace("{{memory}}", memory_table(memory, t) if memory is not None else t["not_run"])
 
 

@@ -14,6 +14,11 @@ Measures, reporting medians and ratios to `transformers` (``hf``, SDPA attention
   ``pipeline("feature-extraction")`` on one sentence (the paths a user gets by default);
 - with ``--bf16``: bfloat16 throughput at one grid point, as a multiple of the
   same backend's float32, and its max |diff| from float32;
+- the batch-1 floor (``benchmarks/floor.py``: memory bandwidth, matmul peak, the
+  encoder's FLOPs at the peak and its weights at the bandwidth), and each
+  ``model(**inputs)`` latency as a multiple of it;
+- ``tribert run``'s loop against ``pipe(lines)`` on the same file, per backend
+  (``benchmarks/run_speed.py`` adds the command as a process, start-up included);
 - each implementation's load time.
 Every implementation loads the same canonical checkpoint: random bert-base weights
 (``--model base``) or the real all-MiniLM-L6-v2 (``--model minilm``).
@@ -27,28 +32,20 @@ import os
 import platform
 import shlex
 import shutil
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.impls import IMPLS, Impl  # noqa: E402
+from benchmarks import floor, run_speed  # noqa: E402
+from benchmarks.impls import IMPLS, Impl, timed  # noqa: E402
 
 GRID = [(1, 128), (8, 128), (8, 512), (32, 64)]
 QUICK_GRID = [(8, 128)]
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
-
-
-def flops(config, batch: int, seq: int) -> float:
-    """Forward FLOPs of the encoder (2 per multiply-add): dense layers plus attention scores/values."""
-    h, i, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
-    per_token = 2 * (4 * h * h + 2 * h * i) + 4 * seq * h
-    return float(layers * batch * seq * per_token)
 
 
 def mixed_batch(vocab: int, rng: np.random.Generator, n: int = 32):
@@ -64,19 +61,6 @@ def mixed_batch(vocab: int, rng: np.random.Generator, n: int = 32):
 def dense_batch(vocab: int, rng: np.random.Generator, batch: int, seq: int) -> dict[str, np.ndarray]:
     ids = rng.integers(1000, vocab, size=(batch, seq))
     return {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-
-
-def timed(calls: dict[str, callable], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each named zero-argument call, calls interleaved round-robin."""
-    for call in calls.values():  # warm-up (and compilation for jitted paths)
-        call()
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            samples[name].append(time.perf_counter() - start)
-    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def write_checkpoint(directory: Path, model: str):
@@ -126,7 +110,7 @@ def run(args) -> dict:
                 continue
             inputs = dense_batch(config.vocab_size, rng, batch, seq)
             seconds = timed({i.label: (lambda i=i: i.dense(inputs)) for i in impls}, args.repeats)
-            work = flops(config, batch, seq)
+            work = floor.encoder_flops(config, batch, seq)
             report["dense"].append({"batch": batch, "seq": seq, "ratio_to_hf": ratios(seconds, "hf", invert=True), **{
                 name: {"ms": round(s * 1e3, 2), "tokens_per_s": round(batch * seq / s), "gflops": round(work / s / 1e9, 1),
                        "of_peak": round(work / s / 1e9 / report["matmul_peak_gflops"][name], 2)}
@@ -150,9 +134,30 @@ def run(args) -> dict:
         report["pipeline_latency_ms"] = {n: round(s * 1e3, 2) for n, s in seconds.items()}
         report["pipeline_latency_ratio_to_hf"] = ratios(seconds, "hf")
 
+        report["floor"] = floor.measure(config, tokens=16)
+        report["latency_1x16_over_floor"] = {n: round(ms / report["floor"]["floor_ms"], 1)
+                                             for n, ms in report["latency_1x16_ms"].items()}  # fmt: skip
+        if args.run_lines:
+            report["run"] = run_section([i.name for i in impls if i.name != "hf"], directory, args)
+
         if args.bf16:
             report["bf16"] = bf16_section(impls, directory, config, rng, args)
     return report
+
+
+def run_section(names: list[str], directory: Path, args) -> dict:
+    """``tribert run``'s loop against ``pipe(lines)`` per backend, feature-extraction on ``--run-lines`` lines, in process."""
+    from tribert.run import load_pipeline
+
+    out: dict = {"task": "feature-extraction", "lines": args.run_lines}
+    with tempfile.TemporaryDirectory(prefix="tribert-run-") as tmp:
+        path = run_speed.lines_file(Path(tmp), args.run_lines)
+        for name in names:
+            pipe = load_pipeline("feature-extraction", str(directory), framework=name)
+            seconds = run_speed.in_process(pipe, "feature-extraction", path, args.repeats)
+            out[name] = {"pipeline_s": round(seconds["pipeline"], 3), "run_s": round(seconds["run"], 3),
+                         "run_over_pipeline": round(seconds["run"] / seconds["pipeline"], 2)}  # fmt: skip
+    return out
 
 
 def bf16_section(impls: list[Impl], directory: Path, config, rng, args) -> dict:
@@ -177,11 +182,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one grid point, 3 repeats")
     parser.add_argument("--bf16", action="store_true", help="also bfloat16 vs float32 at one grid point")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 5, quick 3)")
+    parser.add_argument("--run-lines", type=int, default=None,
+                        help="lines for `tribert run` vs the pipeline (default 600, quick 200; 0 skips)")
     parser.add_argument("--note", default="", help="conditions to record with the results")
     parser.add_argument("--note-zh", default="", help="the same note in Chinese, for docs/zh/benchmarks.md")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     args.repeats = args.repeats or (3 if args.quick else 5)
+    args.run_lines = (200 if args.quick else 600) if args.run_lines is None else args.run_lines
     report = run(args)
     print(json.dumps(report, indent=1))
     if args.json:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bert_core.errors import TriBertError
+from bert_core.errors import InputError, TriBertError
 from bert_core.inputs import max_sequence_length, validate_inputs
 from bert_core.logging import is_progress_bar_enabled
 from bert_core.packing import pack_sequences, plan_packing
@@ -155,7 +155,10 @@ class Pipeline:
         params = self.task.parameters(**params)
         items, batched = self.task.normalize_inputs(inputs)
         features = [f for index, item in enumerate(items) for f in self.task.preprocess(index, item, params)]
-        self._run(features, batch_size or self.batch_size, progress)
+        try:
+            self._run(features, batch_size or self.batch_size, progress)
+        except InputError as exc:
+            raise (self._which_input(features) or exc) if batched else exc from None
         grouped: list[list[Feature]] = [[] for _ in items]
         for feature in features:
             grouped[feature.item].append(feature)
@@ -186,6 +189,17 @@ class Pipeline:
         validate_inputs(self.task.config, input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids"),
                         position_ids=batch.get("position_ids"), seq_length=batch["input_ids"].shape[-1])
         return self.forward(batch)
+
+    def _which_input(self, features: list[Feature]) -> InputError | None:
+        """The error of the first input that fails the input contract alone, naming its index in the call."""
+        for feature in features:
+            row = {key: np.asarray([values]) for key, values in feature.inputs.items()}
+            try:
+                validate_inputs(self.task.config, input_ids=row["input_ids"], token_type_ids=row.get("token_type_ids"),
+                                seq_length=row["input_ids"].shape[-1])  # fmt: skip
+            except InputError as exc:
+                return InputError(f"{self.task.name}: input {feature.item}: {exc}")
+        return None
 
     def _run(self, features: list[Feature], batch_size: int, progress: bool | None) -> None:
         if self.pack and self.task.token_level and features:

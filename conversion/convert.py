@@ -29,9 +29,11 @@ from .matching import LoadReport, match_state
 from .rules import TIED_KEYS
 from .safetensors_io import save_checkpoint
 
-__all__ = ["WRITERS", "ConvertResult", "convert", "canonicalize", "MANIFEST_NAME"]
+__all__ = ["WRITERS", "STAGES", "ConvertResult", "convert", "canonicalize", "MANIFEST_NAME"]
 
 MANIFEST_NAME = "tribert-manifest.json"
+#: The steps of :func:`convert`, in order, as reported to its ``on_stage`` callback.
+STAGES = ("read", "map keys", "write", "manifest")
 
 
 def _write_safetensors(tensors, config, head, out: Path, *, max_shard_size="5GB") -> list[Path]:
@@ -136,6 +138,7 @@ def convert(
     force: bool = False,
     max_shard_size: int | str = "5GB",
     writer: Callable | None = None,
+    on_stage: Callable[[str], None] | None = None,
     **hub_kwargs,
 ) -> ConvertResult:
     """Convert the checkpoint ``src`` to format ``to`` in directory ``out``.
@@ -152,6 +155,7 @@ def convert(
         force: with ``overwrite``, replace ``out`` even when it is not a tribert output.
         writer: ``writer(tensors, config, head, out_dir) -> written paths`` for ``to`` (a backend's
             ``CONVERT_WRITERS`` entry; ``tribert.convert`` looks it up).
+        on_stage: called with each name of :data:`STAGES` as that step starts (a progress bar).
 
     Raises:
         CheckpointError / ConfigError: bad input; nothing is written.
@@ -163,10 +167,13 @@ def convert(
         writer = functools.partial(WRITERS[to], max_shard_size=max_shard_size) if to == "safetensors" else WRITERS[to]
     out = Path(out)
     _check_out(out, overwrite, force)
+    stage = on_stage or (lambda name: None)
+    stage("read")
     source = detect_source(src, **hub_kwargs)
     config = read_config(source, config_path)
     tensors = read_source(source, config)
     head = head or infer_head(config, tensors.keys())
+    stage("map keys")
     canonical, report = canonicalize(tensors, config, head, drop_unused=drop_unused, source=str(source.weights))
     canonical = cast_tensors(canonical, dtype)
     config = config.copy()
@@ -178,8 +185,10 @@ def convert(
     with atomic_directory(out) as tmp:
         # Side files first: the SavedModel writer builds its in-graph tokenizer from them.
         _copy_side_files(source, tmp, Path(config_path) if config_path else None)
+        stage("write")
         written = writer(canonical, config, head, tmp)
         config.save_pretrained(tmp)
+        stage("manifest")
         info = manifest(canonical, config)
         info |= {"source": str(src), "source_format": source.format, "target_format": to, "head": head}
         (tmp / MANIFEST_NAME).write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -112,7 +112,8 @@ def test_a_failing_line_does_not_fail_its_batch_neighbours_and_batches_equal_sin
         flat_ours, flat_single = (r if isinstance(r[0], dict) else sum(r, []) for r in (ours, single))
         assert [p["token"] for p in flat_ours] == [p["token"] for p in flat_single]
         assert np.allclose([p["score"] for p in flat_ours], [p["score"] for p in flat_single], rtol=1e-5, atol=1e-7)
-    assert len(calls) == 1 + 5 and isinstance(calls[0], list)  # one batch call, then each line alone
+    # One call of 5, then halves until the bad line stands alone: [g, g] ok, [bad, g, g] fails, [bad], [g, g] ok.
+    assert len(calls) == 5 and [len(c) if isinstance(c, list) else 1 for c in calls] == [5, 2, 3, 1, 2]
     calls.clear()
     assert run_lines(counted, "fill-mask", good, io.StringIO(), batch_size=2) == 0 and len(calls) == 2
 

@@ -185,3 +185,17 @@ def test_unknown_task_and_arguments_are_named(mlm, real_model_dir):
         ours("fill-mask", mlm, real_model_dir, "logits")(SENTENCES[0], top_k=0)
     with pytest.raises(PipelineError, match="aggregation_strategy"):
         ours("token-classification", mlm, real_model_dir, "logits")("x", aggregation_strategy="best")
+
+
+def test_a_bad_input_in_a_list_is_named_by_its_index(real_model_dir):
+    """One input with an id outside the vocabulary: the error names it (index 2), whichever batch it ran in."""
+    from bert_core.errors import InputError
+
+    tokenizer = AutoTokenizer.from_pretrained(real_model_dir)
+    config = BertConfig.from_pretrained(real_model_dir).copy(vocab_size=3000)  # "paris" is id 3000
+    pipe = build_pipeline("feature-extraction", tokenizer=tokenizer, config=config, forward=lambda batch: pytest.fail("ran"))
+    with pytest.raises(InputError, match=r"feature-extraction: input 2: .*vocab_size=3000"):
+        pipe(["the", "it is", "paris", "a"])  # every other id is under 2100
+    with pytest.raises(InputError, match="vocab_size=3000") as single:
+        pipe("paris")  # one input: nothing to name
+    assert "input 0" not in str(single.value)

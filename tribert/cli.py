@@ -21,6 +21,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import __version__
+from .stream import EXIT_STREAM, discard_stdout
 from .verbosity import configure as configure_verbosity
 
 __all__ = ["main"]
@@ -217,7 +218,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Quiet by default: the reference libraries' bars and advice are not the command's output.
     configure_verbosity(args.verbose, args.quiet)
     try:
-        return args.func(args)
+        status = args.func(args)
+        if sys.stdout is not None:  # started with stdout closed: nothing to flush
+            sys.stdout.flush()  # a reader gone early (`| head -1`) is found here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # Nobody reads the output any more: that is the reader's choice, not an error to print.
+        discard_stdout(sys.stdout)
+        return EXIT_STREAM
     except (ValueError, OSError, ImportError) as exc:
         if args.verbose:
             raise

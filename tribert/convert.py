@@ -19,6 +19,8 @@ from typing import Any, Callable
 from bert_core.errors import ConfigError, MissingBackendError
 from conversion import convert as _core
 
+from . import progress
+
 __all__ = ["TARGETS", "TARGET_FORMATS", "writer_for", "convert"]
 
 #: ``--to`` target -> the module whose ``CONVERT_WRITERS`` holds its writer (``None``: conversion's own).
@@ -62,7 +64,8 @@ def convert(src: str | os.PathLike, to: str, out: str | os.PathLike, *, tokenize
 
     Arguments as :func:`conversion.convert.convert`; ``to`` is one of :data:`TARGETS`.
     ``tokenizer_ops`` (``--to savedmodel`` only): ``"text"`` (tensorflow-text kernels) or ``"core"`` (core
-    TensorFlow ops only, a SavedModel that loads without tensorflow-text).
+    TensorFlow ops only, a SavedModel that loads without tensorflow-text). On a terminal, stderr shows a bar
+    of its stages (read, map keys, write, manifest: a SavedModel export is the write).
 
     Raises:
         ConfigError: ``tokenizer_ops`` with another target.
@@ -72,4 +75,10 @@ def convert(src: str | os.PathLike, to: str, out: str | os.PathLike, *, tokenize
         if to != "savedmodel":
             raise ConfigError(f"--tokenizer-ops applies to --to savedmodel only, not --to {to}")
         writer = functools.partial(writer, tokenizer_ops=tokenizer_ops)
-    return _core.convert(src, to, out, writer=writer, **options)
+    with progress.bar(total=len(_core.STAGES), desc=f"tribert convert --to {to}", unit="stage") as bar:
+
+        def on_stage(name: str) -> None:
+            bar.update(_core.STAGES.index(name) - bar.n)
+            bar.set_postfix_str(name)
+
+        return _core.convert(src, to, out, writer=writer, on_stage=on_stage, **options)

@@ -28,6 +28,8 @@ from conversion.convert import canonicalize
 from conversion.layout import canonical_shapes
 from conversion.safetensors_io import save_checkpoint
 
+from . import progress
+
 __all__ = ["FRAMEWORKS", "TOLERANCE", "ParityRow", "head_checkpoint", "make_inputs", "run_framework", "parity_table", "format_table"]
 
 FRAMEWORKS = ("torch", "tf", "flax")
@@ -209,7 +211,7 @@ def compare(results: dict[str, dict[str, np.ndarray]], head: str, mask: np.ndarr
 def parity_table(model: str | Path, frameworks: tuple[str, ...] = FRAMEWORKS, heads: tuple[str, ...] | None = None,
                  dtype: str = "float32", device: str = "cpu", reference: str | None = REFERENCE, seed: int = 0,
                  outputs: str = "all") -> list[ParityRow]:  # fmt: skip
-    """Compare ``frameworks`` (and ``reference``) on every head of ``model``."""
+    """Compare ``frameworks`` (and ``reference``) on every head of ``model``; on a terminal, a bar per framework run."""
     if outputs not in ("logits", "all"):
         raise TriBertError(f"outputs must be 'logits' or 'all', got {outputs!r}")
     if dtype not in TOLERANCE:
@@ -222,12 +224,17 @@ def parity_table(model: str | Path, frameworks: tuple[str, ...] = FRAMEWORKS, he
         get_head(head)
     names = (*frameworks, reference) if reference else tuple(frameworks)
     rows: list[ParityRow] = []
-    with tempfile.TemporaryDirectory(prefix="tribert-parity-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="tribert-parity-") as tmp, \
+            progress.bar(total=len(heads) * len(names), desc="tribert parity", unit="run") as bar:  # fmt: skip
         for head in heads:
             directory = Path(tmp) / head
             config = head_checkpoint(model, head, directory, seed=seed)
             inputs = make_inputs(config, head, seed=seed)
-            results = {name: run_framework(name, directory, head, inputs, dtype, device) for name in names}
+            results = {}
+            for name in names:
+                bar.set_postfix_str(f"{head}: {name}")
+                results[name] = run_framework(name, directory, head, inputs, dtype, device)
+                bar.update()
             rows += compare(results, head, inputs["attention_mask"], TOLERANCE[dtype], outputs, RTOL[dtype])
     return rows
 

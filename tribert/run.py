@@ -8,10 +8,13 @@ take, or any other failure of the pipeline on it) yields
 ``{"error": "...", "line": N}`` in its place and the stream goes on. Input is
 truncated to what the model takes (:func:`truncated_to_model`).
 
-Lines are run in chunks of up to ``--batch-size``: a chunk is one pipeline call,
-and when that call fails each of its lines is run alone, so one bad line never
-fails its neighbours. A chunk never waits for input that is not there yet, so
-in an interactive pipe every line is answered as soon as it is read.
+Lines are read in chunks of up to :data:`LINES_PER_CALL` (or ``--batch-size``, if
+larger) and a chunk is one pipeline call, which sorts its lines by length and runs
+them ``--batch-size`` rows per forward pass. When the call fails, the chunk is
+halved until the failing line stands alone, so one bad line never fails its
+neighbours and costs about ``2 log2(chunk)`` extra calls. A chunk never waits for
+input that is not there yet, so in an interactive pipe every line is answered as
+soon as it is read. On a terminal, stderr shows a bar of the lines done.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import contextlib
 import importlib
 import itertools
 import json
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
@@ -30,9 +32,10 @@ import numpy as np
 from bert_core.errors import TriBertError
 from bert_core.inputs import max_sequence_length
 
-from .stream import TOO_LONG, MAX_LINE_BYTES, read_chunks
+from . import progress
+from .stream import EXIT_STREAM, MAX_LINE_BYTES, TOO_LONG, discard_stdout, read_chunks
 
-__all__ = ["FRAMEWORKS", "EXIT_OK", "EXIT_FAILED_LINES", "EXIT_USAGE", "EXIT_STREAM", "LineError", "load_pipeline",
+__all__ = ["FRAMEWORKS", "EXIT_OK", "EXIT_FAILED_LINES", "EXIT_USAGE", "EXIT_STREAM", "LINES_PER_CALL", "LineError", "load_pipeline",
            "run_lines", "run_chunks", "run_stream", "check_streams", "truncated_to_model", "jsonable", "read_chunks"]
 
 FRAMEWORKS = {"torch": "bert_torch", "tf": "bert_tf", "flax": "bert_flax"}
@@ -40,8 +43,11 @@ _TOP_K_TASKS = ("fill-mask", "text-classification", "question-answering")
 
 #: Exit statuses of ``tribert run`` (docs/cli.md): every line ran; some lines got an error object;
 #: the command could not start (an argument, a device the framework does not see, a closed stdin or
-#: stdout); the stream broke mid-way (stdout closed, stdin unreadable), so results were lost.
-EXIT_OK, EXIT_FAILED_LINES, EXIT_USAGE, EXIT_STREAM = 0, 1, 2, 3
+#: stdout); and EXIT_STREAM (tribert.stream): the stream broke mid-way (stdout closed, stdin unreadable).
+EXIT_OK, EXIT_FAILED_LINES, EXIT_USAGE = 0, 1, 2
+#: Lines per pipeline call when that many are ready: enough for the pipeline's length sorting
+#: (and the TF/Flax packing) to fill its batches as on a whole file, few enough to answer soon.
+LINES_PER_CALL = 256
 
 
 class LineError(TriBertError):
@@ -137,8 +143,10 @@ def _encode(result: Any) -> str:
 class _Runner:
     """Runs chunks of lines through ``pipe`` with per-line error isolation; counts failed lines."""
 
-    def __init__(self, pipe: Any, task: str, out: IO[str], err: IO[str], params: dict[str, Any], limit: int | None):
+    def __init__(self, pipe: Any, task: str, out: IO[str], err: IO[str], params: dict[str, Any], limit: int | None,
+                 bar: Any):  # fmt: skip
         self.pipe, self.task, self.out, self.err, self.params, self.limit = pipe, task, out, err, params, limit
+        self.bar = bar  # lines done, on stderr when it is a terminal (tribert.progress); messages go through it
         self.failures = 0
         self.warned = False
 
@@ -152,11 +160,30 @@ class _Runner:
         length = len(self.pipe.tokenizer(text, pair if isinstance(pair, str) else None, truncation=False, verbose=False)["input_ids"])
         if length > self.limit:
             self.warned = True
-            print(f"tribert run: warning: line {number} has {length} tokens, more than the model takes ({self.limit}); "
-                  f"it and every longer line are truncated to {self.limit} tokens", file=self.err)  # fmt: skip
+            self.bar.write(f"tribert run: warning: line {number} has {length} tokens, more than the model takes "
+                           f"({self.limit}); it and every longer line are truncated to {self.limit} tokens", file=self.err)
 
-    def _one(self, item: Any) -> str:
-        return _encode(self.pipe(item, **self.params))
+    def _run(self, items: dict[int, Any]) -> dict[int, str | Exception]:
+        """Each line's JSON result or error: one pipeline call, halved on failure until the bad line stands alone."""
+        if len(items) == 1:
+            (number, item), = items.items()
+            try:
+                return {number: _encode(self.pipe(item, **self.params))}
+            except Exception as exc:  # noqa: BLE001 - every failure is this line's error object
+                return {number: exc}
+        try:
+            results = self.pipe(list(items.values()), progress=False, **self.params)
+        except Exception:  # noqa: BLE001 - some line failed the call: halves find it in log2(n) calls
+            numbers = list(items)
+            half = len(numbers) // 2
+            return self._run({n: items[n] for n in numbers[:half]}) | self._run({n: items[n] for n in numbers[half:]})
+        records: dict[int, str | Exception] = {}
+        for number, result in zip(items, results, strict=True):
+            try:
+                records[number] = _encode(result)
+            except Exception as exc:  # noqa: BLE001
+                records[number] = exc
+        return records
 
     def chunk(self, numbered: list[tuple[int, Any]]) -> None:
         """Run one chunk and write its output lines, in input order."""
@@ -168,27 +195,18 @@ class _Runner:
                 self._warn_if_truncated(number, items[number])
             except Exception as exc:  # noqa: BLE001 - every failure is this line's error object
                 records[number] = exc
-        if len(items) > 1:
-            try:
-                results = self.pipe(list(items.values()), **self.params)
-                records |= {number: _encode(result) for number, result in zip(items, results, strict=True)}
-                items = {}
-            except Exception:  # noqa: BLE001 - one line failed the call: run each alone to find it
-                pass
-        for number, item in items.items():
-            try:
-                records[number] = self._one(item)
-            except Exception as exc:  # noqa: BLE001
-                records[number] = exc
+        if items:
+            records |= self._run(items)
         for number, _ in numbered:
             record = records[number]
             if isinstance(record, Exception):
                 self.failures += 1
                 message = _message(record)
-                print(f"tribert run: line {number}: {message}", file=self.err)
+                self.bar.write(f"tribert run: line {number}: {message}", file=self.err)
                 record = json.dumps({"error": message, "line": number}, ensure_ascii=False)
             self.out.write(record + "\n")
         self.out.flush()
+        self.bar.update(len(numbered))
 
 
 def run_chunks(pipe: Any, task: str, chunks: Iterable[list[Any]], out: IO[str], *, top_k: int | None = None,
@@ -200,11 +218,13 @@ def run_chunks(pipe: Any, task: str, chunks: Iterable[list[Any]], out: IO[str], 
     """
     params = {"top_k": top_k} if top_k is not None and task in _TOP_K_TASKS else {}
     pipe.task.parameters(**params)  # a bad --top-k is the command's error, not every line's
-    runner = _Runner(pipe, task, out, err or sys.stderr, params, limit)
-    number = 0
-    for chunk in chunks:
-        runner.chunk([(number + i, raw) for i, raw in enumerate(chunk, 1)])
-        number += len(chunk)
+    err = err or sys.stderr
+    with progress.bar(desc="tribert run", unit="line", file=err) as bar:
+        runner = _Runner(pipe, task, out, err, params, limit, bar)
+        number = 0
+        for chunk in chunks:
+            runner.chunk([(number + i, raw) for i, raw in enumerate(chunk, 1)])
+            number += len(chunk)
     return runner.failures
 
 
@@ -231,12 +251,12 @@ def run_stream(pipe: Any, task: str, stdin: IO[str], stdout: IO[str], stderr: IO
     """
     with truncated_to_model(pipe) as limit:
         try:
-            chunks = read_chunks(stdin.fileno(), batch_size)
+            chunks = read_chunks(stdin.fileno(), max(batch_size, LINES_PER_CALL))
             failures = run_chunks(pipe, task, chunks, stdout, top_k=top_k, limit=limit, err=stderr)
         except BrokenPipeError:
             # Nobody reads the results any more: say so once, and keep the interpreter's
             # final flush of stdout from raising again at exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+            discard_stdout(stdout)
             print("tribert run: error: stdout was closed (broken pipe); the remaining lines were not run", file=stderr)
             return EXIT_STREAM
         except OSError as exc:

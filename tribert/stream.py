@@ -15,13 +15,15 @@ import os
 import select
 from collections.abc import Iterator
 
-__all__ = ["MAX_LINE_BYTES", "TOO_LONG", "read_chunks"]
+__all__ = ["MAX_LINE_BYTES", "TOO_LONG", "EXIT_STREAM", "read_chunks", "discard_stdout"]
 
 #: The longest line read (16 MiB, some four million tokens): enough for any input a BERT takes whole.
 MAX_LINE_BYTES = 1 << 24
 #: Stands in a chunk for a line over MAX_LINE_BYTES.
 TOO_LONG = None
 _EOF, _NOT_READY = object(), object()
+#: The exit status when stdout was closed before everything was written (docs/cli.md).
+EXIT_STREAM = 3
 
 
 class _LineReader:
@@ -81,3 +83,11 @@ def read_chunks(fd: int, size: int, max_bytes: int = MAX_LINE_BYTES) -> Iterator
                 break
             chunk.append(line)
         yield chunk
+
+
+def discard_stdout(stdout) -> None:
+    """Point ``stdout``'s descriptor at /dev/null, so the interpreter's last flush cannot raise BrokenPipeError again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no descriptor (a redirected sys.stdout): nothing is flushed at exit
+        pass
