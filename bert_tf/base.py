@@ -24,6 +24,7 @@ from bert_core.outputs import ModelOutput
 from conversion.rules import TIED_KEYS, from_framework_key
 
 from .attention import ATTN_IMPLEMENTATIONS, TFBertSelfAttention
+from .compiled import CompiledCall, compilable_arguments
 
 __all__ = ["TFBertPreTrainedModel", "named_weights", "dense_gradients", "check_inputs"]
 
@@ -191,6 +192,10 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         elif args and _is_input_list(args[0]):
             kwargs = {**self._inputs_by_position(args[0], kwargs), **kwargs}
             args = args[1:]
+        # Eager inference runs the bucketed XLA path (same outputs); training, tapes and tracing stay eager.
+        arguments = compilable_arguments(self, args, kwargs)
+        if arguments is not None:
+            return self._compiled(jit_compile=False)(**arguments)
         return super().__call__(*args, **kwargs)
 
     def _inputs_by_position(self, values, kwargs) -> dict[str, Any]:
@@ -272,13 +277,17 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
 
         Same arguments and outputs as calling the model (no decoder cache or cross-attention inputs).
         """
-        compiled = self.__dict__.get("_compiled_call")
-        if compiled is None:
-            from .compiled import CompiledCall
+        return self._compiled(jit_compile=True)(**inputs)
 
-            compiled = CompiledCall(self)
-            object.__setattr__(self, "_compiled_call", compiled)  # not a Keras-tracked attribute
-        return compiled(**inputs)
+    def _compiled(self, jit_compile: bool) -> CompiledCall:
+        """The model's :class:`CompiledCall` (XLA, or the plain graph eager inference runs), made on first use."""
+        cache = self.__dict__.get("_compiled_calls")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_compiled_calls", cache)  # not a Keras-tracked attribute
+        if jit_compile not in cache:
+            cache[jit_compile] = CompiledCall(self, jit_compile=jit_compile)
+        return cache[jit_compile]
 
     # -- attention ----------------------------------------------------------
 
