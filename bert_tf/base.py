@@ -23,6 +23,7 @@ from bert_core.inputs import InputError, validate_inputs
 from bert_core.outputs import ModelOutput
 from conversion.rules import TIED_KEYS, from_framework_key
 
+from ._common import is_symbolic
 from .attention import ATTN_IMPLEMENTATIONS, TFBertSelfAttention
 from .compiled import CompiledCall, compilable_arguments
 
@@ -77,10 +78,6 @@ def _extrema(values) -> tuple[int, int] | None:
     return int(tf.reduce_min(values)), int(tf.reduce_max(values))
 
 
-def _symbolic(value) -> bool:
-    return isinstance(value, keras.KerasTensor) or (isinstance(value, tf.Tensor) and not hasattr(value, "numpy"))
-
-
 def check_inputs(config: BertConfig, *, input_ids=None, token_type_ids=None, position_ids=None,
                  seq_length: int | None = None, past_key_values_length=0) -> None:
     """:func:`bert_core.validate_inputs` on concrete inputs; skipped while TensorFlow traces (symbolic inputs).
@@ -93,7 +90,7 @@ def check_inputs(config: BertConfig, *, input_ids=None, token_type_ids=None, pos
         InputError: an id, token type or position outside its table, or a sequence too long.
     """
     values = (input_ids, token_type_ids, position_ids, seq_length, past_key_values_length)
-    if not tf.executing_eagerly() or any(_symbolic(v) for v in values if v is not None):
+    if not tf.executing_eagerly() or any(is_symbolic(v) for v in values if v is not None):
         return
     validate_inputs(config, input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids,
                     seq_length=None if seq_length is None else int(seq_length),
@@ -192,7 +189,7 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         elif args and _is_input_list(args[0]):
             kwargs = {**self._inputs_by_position(args[0], kwargs), **kwargs}
             args = args[1:]
-        # Eager inference runs the bucketed XLA path (same outputs); training, tapes and tracing stay eager.
+        # Eager inference runs the cached graph (same outputs); training, tapes and tracing stay eager Keras calls.
         arguments = compilable_arguments(self, args, kwargs)
         if arguments is not None:
             return self._compiled(jit_compile=False)(**arguments)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 from keras.src.backend.common import global_state
@@ -28,6 +27,8 @@ from keras.src.backend.common.stateless_scope import in_stateless_scope
 from bert_core import outputs as out
 from bert_core.errors import ConfigError
 from bert_core.inputs import max_sequence_length, validate_inputs
+
+from ._common import is_symbolic
 
 __all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "compilable_arguments", "bucket_dataset"]
 
@@ -188,8 +189,12 @@ def _recording() -> bool:
 
 
 def _integral(value) -> bool:
-    dtype = value.dtype if isinstance(value, tf.Tensor) else np.asarray(value).dtype
-    return tf.as_dtype(dtype).is_integer
+    if isinstance(value, tf.Tensor):
+        return value.dtype.is_integer
+    try:
+        return np.asarray(value).dtype.kind in "iu"
+    except ValueError:  # ragged nested lists: the eager call reports them
+        return False
 
 
 def compilable_arguments(model, args: tuple, kwargs: dict) -> dict | None:
@@ -221,9 +226,7 @@ def compilable_arguments(model, args: tuple, kwargs: dict) -> dict | None:
     flags = ("output_hidden_states", "output_attentions", "return_dict")
     if set(arguments) - set(_COMPILED_INPUTS[:4]) - set(labels) - set(flags) or "input_ids" not in arguments:
         return None
-    tensors = [arguments[k] for k in _COMPILED_INPUTS[:4] if k in arguments]
-    if any(isinstance(v, keras.KerasTensor) or (isinstance(v, tf.Tensor) and not hasattr(v, "numpy"))
-           for v in tensors):
+    if any(is_symbolic(arguments[k]) for k in _COMPILED_INPUTS[:4] if k in arguments):
         return None
     ids = arguments["input_ids"]
     if (not all(_integral(arguments[k]) for k in ("input_ids", "token_type_ids", "position_ids") if k in arguments)
