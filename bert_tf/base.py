@@ -190,7 +190,7 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
             kwargs = {**self._inputs_by_position(args[0], kwargs), **kwargs}
             args = args[1:]
         # Eager inference runs the cached graph (same outputs); training, tapes and tracing stay eager Keras calls.
-        arguments = compilable_arguments(self, args, kwargs)
+        arguments = compilable_arguments(self, args, kwargs) if tf.executing_eagerly() else None
         if arguments is not None:
             return self._compiled(jit_compile=False)(**arguments)
         return super().__call__(*args, **kwargs)

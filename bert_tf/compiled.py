@@ -197,6 +197,7 @@ def _integral(value) -> bool:
         return False
 
 
+@tf.autograph.experimental.do_not_convert  # host-side Python, never part of a graph
 def compilable_arguments(model, args: tuple, kwargs: dict) -> dict | None:
     """The call's arguments by name when ``model(*args, **kwargs)`` may run through :class:`CompiledCall`, else None.
 
