@@ -10,7 +10,7 @@ canonical checkpoint. Each :class:`Impl` offers the paths a user gets:
   no-padding route (torch: the default call, which unpads; flax/tf: packed rows, packing included
   in the time; hf: padded, as transformers runs it);
 - ``mixed_padded(batch)``: flax/tf on the padded batch, to show what packing buys;
-- ``default_call(batch)``: ``model(**inputs)`` as a user first calls it (tf: eager Keras);
+- ``default_call(batch)``: ``model(**inputs)`` as a user first calls it (tf: its cached graph, not eager Keras);
 - ``pipeline(text)``: ``pipeline("feature-extraction")`` on one sentence.
 
 Every call blocks until its outputs exist.

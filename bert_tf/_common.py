@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from bert_core.config import BertConfig
 
-__all__ = ["ConfigLayer", "SavesOutputSublayer", "LayerNorm", "normal", "dense", "layer_norm", "norm_policy"]
+__all__ = ["ConfigLayer", "SavesOutputSublayer", "LayerNorm", "normal", "dense", "layer_norm", "norm_policy", "is_symbolic"]
 
 
 @keras.saving.register_keras_serializable(package="tribert")
@@ -101,3 +101,8 @@ class SavesOutputSublayer(ConfigLayer):
                              f"sublayer, the model has {len(variables)}")
         for i, variable in enumerate(variables):
             variable.assign(store[f"output.{i}"])
+
+
+def is_symbolic(value) -> bool:
+    """Whether ``value`` is a Keras functional input or a graph tensor (no values to read on the host)."""
+    return isinstance(value, keras.KerasTensor) or (isinstance(value, tf.Tensor) and not hasattr(value, "numpy"))

@@ -23,7 +23,9 @@ from bert_core.inputs import InputError, validate_inputs
 from bert_core.outputs import ModelOutput
 from conversion.rules import TIED_KEYS, from_framework_key
 
+from ._common import is_symbolic
 from .attention import ATTN_IMPLEMENTATIONS, TFBertSelfAttention
+from .compiled import CompiledCall, compilable_arguments
 
 __all__ = ["TFBertPreTrainedModel", "named_weights", "dense_gradients", "check_inputs"]
 
@@ -76,10 +78,6 @@ def _extrema(values) -> tuple[int, int] | None:
     return int(tf.reduce_min(values)), int(tf.reduce_max(values))
 
 
-def _symbolic(value) -> bool:
-    return isinstance(value, keras.KerasTensor) or (isinstance(value, tf.Tensor) and not hasattr(value, "numpy"))
-
-
 def check_inputs(config: BertConfig, *, input_ids=None, token_type_ids=None, position_ids=None,
                  seq_length: int | None = None, past_key_values_length=0) -> None:
     """:func:`bert_core.validate_inputs` on concrete inputs; skipped while TensorFlow traces (symbolic inputs).
@@ -92,7 +90,7 @@ def check_inputs(config: BertConfig, *, input_ids=None, token_type_ids=None, pos
         InputError: an id, token type or position outside its table, or a sequence too long.
     """
     values = (input_ids, token_type_ids, position_ids, seq_length, past_key_values_length)
-    if not tf.executing_eagerly() or any(_symbolic(v) for v in values if v is not None):
+    if not tf.executing_eagerly() or any(is_symbolic(v) for v in values if v is not None):
         return
     validate_inputs(config, input_ids=input_ids, token_type_ids=token_type_ids, position_ids=position_ids,
                     seq_length=None if seq_length is None else int(seq_length),
@@ -191,6 +189,10 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         elif args and _is_input_list(args[0]):
             kwargs = {**self._inputs_by_position(args[0], kwargs), **kwargs}
             args = args[1:]
+        # Eager inference runs the cached graph (same outputs); training, tapes and tracing stay eager Keras calls.
+        arguments = compilable_arguments(self, args, kwargs) if tf.executing_eagerly() else None
+        if arguments is not None:
+            return self._compiled(jit_compile=False)(**arguments)
         return super().__call__(*args, **kwargs)
 
     def _inputs_by_position(self, values, kwargs) -> dict[str, Any]:
@@ -272,13 +274,17 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
 
         Same arguments and outputs as calling the model (no decoder cache or cross-attention inputs).
         """
-        compiled = self.__dict__.get("_compiled_call")
-        if compiled is None:
-            from .compiled import CompiledCall
+        return self._compiled(jit_compile=True)(**inputs)
 
-            compiled = CompiledCall(self)
-            object.__setattr__(self, "_compiled_call", compiled)  # not a Keras-tracked attribute
-        return compiled(**inputs)
+    def _compiled(self, jit_compile: bool) -> CompiledCall:
+        """The model's :class:`CompiledCall` (XLA, or the plain graph eager inference runs), made on first use."""
+        cache = self.__dict__.get("_compiled_calls")
+        if cache is None:
+            cache = {}
+            object.__setattr__(self, "_compiled_calls", cache)  # not a Keras-tracked attribute
+        if jit_compile not in cache:
+            cache[jit_compile] = CompiledCall(self, jit_compile=jit_compile)
+        return cache[jit_compile]
 
     # -- attention ----------------------------------------------------------
 

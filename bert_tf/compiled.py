@@ -1,5 +1,8 @@
 """The compiled call path: ``tf.function`` (XLA by default) over inputs padded to bucketed lengths.
 
+It is also what ``model(**inputs)`` runs for eager inference (:func:`compilable_arguments` says when),
+so the first thing a user calls costs milliseconds, not the ~100 ms of an eager Keras call.
+
 An eager Keras call costs tens of milliseconds of Python per forward; a
 compiled one costs the kernels. XLA compiles once per input *shape*, so
 sequence lengths are padded up to a few buckets (16, 32, 64, ...) and a stream
@@ -13,16 +16,21 @@ would be clamped silently by XLA's gather.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
+from keras.src.backend.common import global_state
+from keras.src.backend.common.stateless_scope import in_stateless_scope
 
 from bert_core import outputs as out
 from bert_core.errors import ConfigError
 from bert_core.inputs import max_sequence_length, validate_inputs
 
-__all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "bucket_dataset"]
+from ._common import is_symbolic
+
+__all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "compilable_arguments", "bucket_dataset"]
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512)
 #: Inputs padded along their last (sequence) axis, and the value padding gets (None: the pad token id).
@@ -57,7 +65,9 @@ def pad_to_length(inputs: Mapping[str, Any], length: int, pad_token_id: int = 0)
     inputs.setdefault("attention_mask", np.ones_like(inputs["input_ids"]))
     padded = {}
     for key, value in inputs.items():
-        widths = [(0, 0)] * (value.ndim - 1) + [(0, length - real)]
+        # A 3-D (block-diagonal) attention_mask pads its query and key axes.
+        axes = 2 if key == "attention_mask" and value.ndim == inputs["input_ids"].ndim + 1 else 1
+        widths = [(0, 0)] * (value.ndim - axes) + [(0, length - real)] * axes
         if key == "position_ids":
             extra = np.arange(real, length, dtype=value.dtype) + (value[..., -1:] - real + 1 if real else 0)
             padded[key] = np.concatenate([value, np.broadcast_to(extra, value.shape[:-1] + (length - real,))], -1)
@@ -85,17 +95,19 @@ def _slice(output: out.ModelOutput, length: int) -> out.ModelOutput:
 
 
 class CompiledCall:
-    """A model's forward pass as one ``tf.function`` per argument set, fed bucket-padded inputs.
+    """A model's forward pass as one ``tf.function`` per argument set; with XLA, fed bucket-padded inputs.
 
     Args:
         model: a ``bert_tf`` model.
-        jit_compile: compile with XLA (default) or run as a plain TensorFlow graph.
-        buckets: the sequence lengths inputs are padded up to.
+        jit_compile: compile with XLA (default: one program per batch size and bucket) or run as a
+            plain TensorFlow graph (one graph serves every shape, inputs are not padded).
+        buckets: the sequence lengths XLA inputs are padded up to.
 
     Calling it takes the eager call's arguments (``input_ids``, ``attention_mask``,
     ``token_type_ids``, ``position_ids``, labels, ``output_hidden_states``,
-    ``output_attentions``) and returns the same output object, sliced to the true length.
-    Decoder caches and cross-attention inputs are not compiled; call the model for those.
+    ``output_attentions``, ``return_dict``) and returns the same output object, sliced to the true length.
+    Decoder caches and cross-attention inputs are not compiled (a decoder returns no cache here);
+    call the model for those.
     """
 
     def __init__(self, model, *, jit_compile: bool = True, buckets: Sequence[int] = DEFAULT_BUCKETS) -> None:
@@ -111,9 +123,13 @@ class CompiledCall:
             signature = [tf.TensorSpec([None] * rank, tf.int32, name=name) for name, rank in zip(names, ranks)]
             output_hidden_states, output_attentions = flags
 
+            # A cache computed over bucket padding would be wrong to return: the compiled path keeps none.
+            no_cache = {"use_cache": False} if "use_cache" in inspect.signature(self.model.call).parameters else {}
+
             def forward(*tensors):
                 return self.model(**dict(zip(names, tensors)), output_hidden_states=output_hidden_states,
-                                  output_attentions=output_attentions, return_dict=True, training=False)
+                                  output_attentions=output_attentions, return_dict=True, training=False,
+                                  **no_cache)
 
             self._functions[key] = tf.function(forward, input_signature=signature, jit_compile=self.jit_compile)
         return self._functions[key]
@@ -122,21 +138,26 @@ class CompiledCall:
         """How many graphs have been traced so far (one per argument set, not per shape)."""
         return sum(f.experimental_get_tracing_count() for f in self._functions.values())
 
-    def __call__(self, output_hidden_states: bool = False, output_attentions: bool = False, return_dict=None,
-                 **inputs) -> Any:
+    def __call__(self, output_hidden_states: bool | None = None, output_attentions: bool | None = None,
+                 return_dict=None, **inputs) -> Any:
         labels = {k: inputs.pop(k) for k in _LABELS if inputs.get(k) is not None}
         unknown = sorted(k for k, v in inputs.items() if v is not None and k not in _COMPILED_INPUTS)
         if unknown or inputs.get("inputs_embeds") is not None:
             raise ConfigError(f"the compiled path takes {list(_COMPILED_INPUTS[:4])} and labels; call the model "
                               f"itself for {unknown or ['inputs_embeds']}")
         config = self.model.config
+        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = config.output_attentions if output_attentions is None else output_attentions
+        if inputs.get("attention_mask") is not None:  # the eager call reads any nonzero value as "attend"
+            inputs["attention_mask"] = (np.asarray(inputs["attention_mask"]) != 0).astype(np.int32)
         if inputs.get("input_ids") is None:
             raise ConfigError("the compiled path needs input_ids (inputs_embeds run eagerly)")
         real = np.shape(inputs["input_ids"])[-1]
         validate_inputs(config, input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"),
                         position_ids=inputs.get("position_ids"), seq_length=real)
+        # XLA compiles per shape, so it gets bucket lengths; a plain graph runs any shape as it is.
         # Never pad past the position table: padded positions would index outside it.
-        length = min(bucket_length(real, self.buckets), max_sequence_length(config))
+        length = min(bucket_length(real, self.buckets), max_sequence_length(config)) if self.jit_compile else real
         padded = pad_to_length(inputs, length, config.pad_token_id or 0)
         if "position_ids" in padded:  # the padding's positions count on; keep them inside the table
             padded["position_ids"] = np.minimum(padded["position_ids"], max_sequence_length(config) - 1)
@@ -144,11 +165,78 @@ class CompiledCall:
         tensors = [tf.constant(padded[n], tf.int32) for n in names]
         function = self._function(names, tuple(t.shape.rank for t in tensors),
                                   (bool(output_hidden_states), bool(output_attentions)))
-        output = _slice(function(*tensors), real)
+        output = function(*tensors)
+        if length != real:
+            output = _slice(output, real)
         if labels:
             output.loss = self.model.compute_head_loss(output, **labels)
         return_dict = config.return_dict if return_dict is None else return_dict
         return output if return_dict else output.to_tuple()
+
+
+def _recording() -> bool:
+    """Whether a ``tf.GradientTape`` or ``tf.autodiff.ForwardAccumulator`` is active on this thread.
+
+    TensorFlow has no public test for it; ``could_possibly_record`` is the one its own ops use to decide
+    whether to record (true while any tape is open and not paused by ``stop_recording``). Without it,
+    assume a tape may record: the eager call is always correct.
+    """
+    try:
+        from tensorflow.python.eager.record import could_possibly_record
+    except ImportError:
+        return True
+    return could_possibly_record()
+
+
+def _integral(value) -> bool:
+    if isinstance(value, tf.Tensor):
+        return value.dtype.is_integer
+    try:
+        return np.asarray(value).dtype.kind in "iu"
+    except ValueError:  # ragged nested lists: the eager call reports them
+        return False
+
+
+@tf.autograph.experimental.do_not_convert  # host-side Python, never part of a graph
+def compilable_arguments(model, args: tuple, kwargs: dict) -> dict | None:
+    """The call's arguments by name when ``model(*args, **kwargs)`` may run through :class:`CompiledCall`, else None.
+
+    It may when the call is eager inference: TensorFlow executes eagerly (not inside ``tf.function``,
+    ``fit`` or ``predict``), no tape records, ``training`` is falsy, the call is not nested in another Keras
+    layer's call (whose ``training`` it would inherit) nor in a ``StatelessScope``, ``model.run_eagerly`` and
+    ``tf.config.run_functions_eagerly`` are off, and every argument is one the compiled path takes:
+    integer ``input_ids`` / ``token_type_ids`` / ``position_ids``, ``attention_mask`` (2-D or the 3-D
+    block mask), labels, the output flags, and no decoder cache to return. Anything else runs eagerly.
+    """
+    if (model.run_eagerly or not tf.executing_eagerly() or tf.config.functions_run_eagerly() or _recording()
+            or in_stateless_scope() or global_state.get_global_attribute("current_call_ctx") is not None):
+        return None
+    try:
+        bound = inspect.signature(model.call).bind(*args, **kwargs)
+    except TypeError:  # the eager call raises its own error
+        return None
+    arguments = {k: v for k, v in bound.arguments.items() if v is not None}
+    if arguments.pop("training", False):
+        return None
+    use_cache = arguments.pop("use_cache", None)
+    config = model.config
+    labels = [k for k in model.label_names if k in arguments]
+    if (config.is_decoder and "use_cache" in inspect.signature(model.call).parameters and not labels
+            and (config.use_cache if use_cache is None else use_cache)):
+        return None  # the caller wants the decoder cache
+    flags = ("output_hidden_states", "output_attentions", "return_dict")
+    if set(arguments) - set(_COMPILED_INPUTS[:4]) - set(labels) - set(flags) or "input_ids" not in arguments:
+        return None
+    if any(is_symbolic(arguments[k]) for k in _COMPILED_INPUTS[:4] if k in arguments):
+        return None
+    ids = arguments["input_ids"]
+    if (not all(_integral(arguments[k]) for k in ("input_ids", "token_type_ids", "position_ids") if k in arguments)
+            or np.size(ids) == 0 or np.ndim(ids) < 2):
+        return None
+    mask = arguments.get("attention_mask")
+    if mask is not None and np.ndim(mask) not in (np.ndim(ids), np.ndim(ids) + 1):
+        return None
+    return arguments
 
 
 def bucket_dataset(dataset: tf.data.Dataset, batch_size: int, *, buckets: Sequence[int] = DEFAULT_BUCKETS,
