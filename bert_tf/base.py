@@ -141,6 +141,7 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         super().__init__(**kwargs)
         config.validate()
         self.config = config
+        self._eager_calls = 0  # eager Keras calls so far: inference takes the graph from the second call on
 
     @classmethod
     def can_generate(cls) -> bool:
@@ -189,10 +190,14 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         elif args and _is_input_list(args[0]):
             kwargs = {**self._inputs_by_position(args[0], kwargs), **kwargs}
             args = args[1:]
-        # Eager inference runs the cached graph (same outputs); training, tapes and tracing stay eager Keras calls.
-        arguments = compilable_arguments(self, args, kwargs) if tf.executing_eagerly() else None
-        if arguments is not None:
-            return self._compiled(jit_compile=False)(**arguments)
+        # Eager inference runs the cached graph (same outputs) once the model has been called eagerly: the
+        # first call builds it, and a model called once would pay a trace (~30 eager calls) for nothing.
+        # Training, tapes and tracing stay eager Keras calls.
+        if tf.executing_eagerly():
+            arguments = compilable_arguments(self, args, kwargs)
+            if arguments is not None and self._eager_calls:
+                return self._compiled(jit_compile=False)(**arguments)
+            self._eager_calls += 1
         return super().__call__(*args, **kwargs)
 
     def _inputs_by_position(self, values, kwargs) -> dict[str, Any]:

@@ -40,9 +40,10 @@ def _masked_lm(framework: str):
         import torch
 
         import bert_torch
+        from bert_torch.unpad import padding_read
 
         def forward(m):
-            with torch.no_grad():
+            with torch.no_grad(), padding_read():  # every position, padding included: the padded path
                 return m(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)).logits.numpy()
 
         return bert_torch.BertForMaskedLM(config).eval(), bert_torch.BertForMaskedLM, forward

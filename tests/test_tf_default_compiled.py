@@ -34,7 +34,9 @@ def models():
     def get(class_name: str):
         if class_name not in made:
             overrides = {"is_decoder": True} if class_name == "BertLMHeadModel" else {}
-            made[class_name] = getattr(bert_tf, "TF" + class_name)(BertConfig(**CONFIG, **overrides))
+            model = getattr(bert_tf, "TF" + class_name)(BertConfig(**CONFIG, **overrides))
+            model(**_inputs(class_name))  # the first inference call is eager (and builds); the graph serves from the second
+            made[class_name] = model
         return made[class_name]
 
     return get
@@ -204,3 +206,14 @@ def test_a_stream_of_shapes_traces_one_graph():
     with _eager(model):
         eager = model(input_ids=ids).last_hidden_state
     assert_close(model(input_ids=ids).last_hidden_state, eager)
+
+
+def test_the_first_inference_call_is_eager_and_the_graph_serves_from_the_second():
+    """A model called once pays no trace (~30 eager calls' worth); the second call traces and equals it."""
+    model = bert_tf.TFBertForSequenceClassification(BertConfig(**CONFIG))
+    inputs = _inputs("BertForSequenceClassification")
+    first = model(**inputs)
+    assert _traces(model) == 0
+    second = model(**inputs)
+    assert _traces(model) == 1
+    _assert_same(second, first)

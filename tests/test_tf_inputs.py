@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import bert_tf
 from bert_core import BertConfig, InputError
-from harness import assert_close, max_abs_diff, padded_batch, tiny_config_dict
+from harness import max_abs_diff, scaled_tol, padded_batch, tiny_config_dict
 
 CONFIG = BertConfig(**tiny_config_dict(max_position_embeddings=16))  # vocab 99, 2 token types, 16 positions
 
@@ -66,7 +66,10 @@ def test_the_compiled_path_pads_no_further_than_the_position_table(model):
     # 13 tokens would pad to the 16 bucket; with a table of 16 positions that is the limit, never past it.
     batch = padded_batch(CONFIG.vocab_size, batch=2, seq=13, fully_padded_row=False)
     batch["position_ids"] = np.broadcast_to(np.arange(3, 16), (2, 13)).copy()
-    assert_close(model.compiled_call(**batch).logits, model(**batch).logits)
+    # XLA fuses and approximates transcendental functions its own way: on this config (initializer_range 0.5)
+    # it lands up to ~1.1e-5 from the eager call on logits of ~4, so the bound scales with the magnitude.
+    eager = model(**batch).logits
+    assert max_abs_diff(model.compiled_call(**batch).logits, eager) <= scaled_tol(eager)
 
 
 def test_inputs_inside_a_traced_function_are_not_checked_there(model):

@@ -11,6 +11,7 @@ import torch
 import bert_torch
 from bert_core import BertConfig
 from bert_torch.attention import BertSelfAttention, eager_attention, fused_attention, make_attention_bias
+from bert_torch.unpad import padding_read
 from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
 
 
@@ -154,7 +155,7 @@ def test_head_mask_scales_one_heads_probabilities(scale):
     inputs = batch_tensors(fully_padded_row=False)
     head_mask = torch.ones(config.num_hidden_layers, config.num_attention_heads)
     head_mask[1, 2] = scale
-    with torch.no_grad():
+    with torch.no_grad(), padding_read():  # head_mask keeps the padded path: compare with the padded path
         masked = model(**inputs, head_mask=head_mask).last_hidden_state
         unmasked = model(**inputs, head_mask=torch.ones(config.num_attention_heads)).last_hidden_state
         plain = model(**inputs).last_hidden_state

@@ -14,6 +14,7 @@ from safetensors.numpy import load_file, save_file
 
 import bert_torch
 from bert_core import BertConfig, CheckpointError, ConfigError, HEADS
+from bert_torch.unpad import padding_read
 from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
 
 CLASS_NAMES = [head.class_name for head in HEADS.values()]
@@ -35,7 +36,9 @@ def inputs_for(class_name: str) -> dict:
 def outputs_equal(ours, hf, class_name: str) -> float:
     inputs = inputs_for(class_name)
     head = next(h for h in HEADS.values() if h.class_name == class_name)
-    with torch.no_grad():
+    # Every position, padding included, and bit for bit: the padded path (the packed default, which zeroes
+    # padded positions, is compared with transformers in tests/test_torch_unpad.py and the parity matrix).
+    with torch.no_grad(), padding_read():
         mine, ref = ours(**inputs), hf(**inputs)
     return max(max_abs_diff(mine[f], ref[f]) for f in head.logits)
 

@@ -16,6 +16,7 @@ import bert_torch
 from bert_core import ACTIVATIONS, BertConfig, HEADS, InputError
 from bert_core.heads import LOSSES
 from bert_torch.activations import ACT2FN
+from bert_torch.unpad import padding_read
 from harness import TOL, assert_close, max_abs_diff, padded_batch, tiny_config_dict
 
 CLASS_NAMES = [head.class_name for head in HEADS.values()]
@@ -93,7 +94,7 @@ def test_resize_token_embeddings_matches_transformers(new_size, multiple):
     assert ours.cls.predictions.bias.shape == (size,) and ours.cls.predictions.decoder.bias is ours.cls.predictions.bias
     keep = min(size, 99)
     inputs = batch(keep, fully_padded_row=False)
-    with torch.no_grad():
+    with torch.no_grad(), padding_read():  # every position, bit for bit: the padded path
         mine, ref = ours(**inputs).logits, hf(**inputs).logits
     assert max_abs_diff(mine[..., :keep], ref[..., :keep]) == 0.0
     # New rows: transformers samples around the old mean with a 1e-9-scaled covariance; ours is the mean.
