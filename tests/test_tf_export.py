@@ -13,6 +13,8 @@ choice's ``(batch, choices, seq)`` included.
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import subprocess
 import sys
@@ -148,6 +150,15 @@ def test_serving_needs_only_tensorflow(exported):
     assert exported["served"]["modules"].size == 0  # no tribert package and no torch was imported
 
 
+@contextlib.contextmanager
+def _run_eagerly(model):
+    model.run_eagerly = True
+    try:
+        yield
+    finally:
+        model.run_eagerly = False
+
+
 def test_input_signature_is_4x_int32_and_save_pretrained_keeps_the_weights(exported):
     model = exported["models"]["BertForMultipleChoice"]
     assert {k: (v.shape.as_list(), v.dtype) for k, v in model.input_signature.items()} == {
@@ -156,4 +167,6 @@ def test_input_signature_is_4x_int32_and_save_pretrained_keeps_the_weights(expor
     assert (directory / "config.json").is_file() and (directory / "model.safetensors").is_file()
     reloaded = bert_tf.TFBertForMultipleChoice.from_pretrained(directory)
     inputs = _inputs("BertForMultipleChoice")
-    assert max_abs_diff(reloaded(**inputs).logits, model(**inputs).logits) == 0.0
+    # Bit for bit through the same call path (a first call is eager, later ones the graph: ~3e-7 apart).
+    with _run_eagerly(model), _run_eagerly(reloaded):
+        assert max_abs_diff(reloaded(**inputs).logits, model(**inputs).logits) == 0.0
