@@ -141,7 +141,7 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         super().__init__(**kwargs)
         config.validate()
         self.config = config
-        self._eager_calls = 0  # eager Keras calls so far: inference takes the graph from the second call on
+        self._called_eagerly = False  # inference takes the graph once the model has had an eager call
 
     @classmethod
     def can_generate(cls) -> bool:
@@ -195,9 +195,9 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         # Training, tapes and tracing stay eager Keras calls.
         if tf.executing_eagerly():
             arguments = compilable_arguments(self, args, kwargs)
-            if arguments is not None and self._eager_calls:
+            if arguments is not None and self._called_eagerly:
                 return self._compiled(jit_compile=False)(**arguments)
-            self._eager_calls += 1
+            self._called_eagerly = True
         return super().__call__(*args, **kwargs)
 
     def _inputs_by_position(self, values, kwargs) -> dict[str, Any]:
