@@ -18,6 +18,7 @@ from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
 from bert_core.heads import HEADS, Head
 from bert_core.hub import PushToHubMixin
+from bert_core.unpad import check_unpadding
 
 from .attention import ATTN_IMPLEMENTATIONS, BertSelfAttention
 from .heads import BertLMPredictionHead
@@ -235,21 +236,21 @@ class BertPreTrainedModel(PushToHubMixin, nn.Module):
                 module.attn_implementation = name
 
     def set_unpadding(self, enabled: bool | None = True) -> None:
-        """Choose when padded encoder batches run on their real tokens only (see :mod:`bert_torch.unpad`).
+        """Choose which calls follow the inference rule of :mod:`bert_core.unpad`.
 
-        The dense layers see only the real tokens and attention runs per
-        sequence. Real positions keep their values (to float rounding) and
-        padded positions of the outputs become zeros, so losses over padded
-        positions (question answering's softmax over the sequence) change.
+        Those calls return zeros at masked positions of the encoder outputs and, on CPU, run the dense
+        layers on the real tokens only (attention per sequence; :mod:`bert_torch.unpad`). Real
+        positions keep their values (to float rounding); losses over padded positions (question
+        answering's softmax over the sequence) change.
 
         Args:
-            enabled: ``None`` (the default of a new model): for inference on CPU only, i.e. eval mode,
-                no gradient recorded, no labels of a per-token head; ``True``: whenever packing is exact,
-                training and CUDA included (leave it off when training on a loss over padded positions);
-                ``False``: never. Compiling, exporting and tracing always keep the padded path.
+            enabled: ``None`` (the default of a new model): inference calls only, i.e. eval mode, no
+                gradient recorded, no labels of a per-token head, no :func:`~bert_core.unpad.padding_read`;
+                ``True``: every call where packing is exact, training and CUDA included (leave it off
+                when training on a loss over padded positions); ``False``: never (``transformers``'
+                values at every position). Compiling, exporting and tracing always keep the padded path.
         """
-        if enabled is not None and not isinstance(enabled, bool):
-            raise ConfigError(f"set_unpadding takes True, False or None, got {enabled!r}")
+        check_unpadding(enabled)
         for module in self.modules():
             if hasattr(module, "unpad_inputs"):
                 module.unpad_inputs = enabled

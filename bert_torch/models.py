@@ -144,11 +144,11 @@ class BertModel(BertPreTrainedModel):
         if (attention_mask is not None and attention_mask.dim() == 2 and not tracing
                 and bool(attention_mask.all())):
             attention_mask = None  # nothing masked: SDPA runs without a bias (what transformers does too)
-        packed = None
-        if (attention_mask is not None and not tracing and past_key_values is None and head_mask is None
-                and not config.is_decoder and encoder_hidden_states is None and not output_attentions
-                and self._unpads(hidden)):
-            packed = PackedBatch.from_mask(attention_mask)
+        # The inference rule (bert_core.unpad): masked positions read zeros; packed when it pays off.
+        zero_padding = (attention_mask is not None and attention_mask.dim() == 2 and not tracing
+                        and past_key_values is None and head_mask is None and not config.is_decoder
+                        and encoder_hidden_states is None and not output_attentions and self._unpads(hidden))
+        packed = PackedBatch.from_mask(attention_mask) if zero_padding and self._packs(hidden) else None
         if packed is not None:
             hidden, attention_bias = packed.pack(hidden), packed  # (1, tokens, hidden): no compute on padding
         else:
@@ -171,15 +171,22 @@ class BertModel(BertPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        sequence_output = encoded.last_hidden_state
+        sequence_output, hidden_states = encoded.last_hidden_state, encoded.hidden_states
         if packed is not None:
             sequence_output = packed.unpack(sequence_output)
-            if encoded.hidden_states is not None:
-                encoded.hidden_states = tuple(packed.unpack(h) for h in encoded.hidden_states)
+            if hidden_states is not None:
+                hidden_states = tuple(packed.unpack(h) for h in hidden_states)
+        # The pooler reads position 0 as computed (a left-padded batch's is padding, as in transformers).
+        pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        if zero_padding and packed is None:
+            keep = (attention_mask != 0).to(sequence_output.dtype)[:, :, None]  # (batch, seq, 1)
+            sequence_output = sequence_output * keep
+            if hidden_states is not None:
+                hidden_states = tuple(h * keep for h in hidden_states)
         result = out.BaseModelOutputWithPoolingAndCrossAttentions(
             last_hidden_state=sequence_output,
-            pooler_output=self.pooler(sequence_output) if self.pooler is not None else None,
-            hidden_states=encoded.hidden_states,
+            pooler_output=pooled,
+            hidden_states=hidden_states,
             past_key_values=encoded.past_key_values,
             attentions=encoded.attentions,
             cross_attentions=encoded.cross_attentions,
@@ -187,18 +194,25 @@ class BertModel(BertPreTrainedModel):
         return _finish(result, return_dict, config)
 
     def _unpads(self, hidden: torch.Tensor) -> bool:
-        """Whether this call may skip padding: ``set_unpadding``'s choice, else inference on CPU.
+        """Whether this call follows the inference rule of :mod:`bert_core.unpad` (zeros at masked positions).
 
-        Inference means eval mode and no gradient to record (grad disabled, or nothing requiring it) and
-        no :func:`~bert_torch.unpad.padding_read` caller. CUDA keeps the padded path by default: the
-        per-sequence attention calls were not measured there.
+        ``set_unpadding``'s choice, else inference: eval mode, no gradient to record (grad disabled, or
+        nothing requiring it) and no :func:`~bert_core.unpad.padding_read` caller, on any device.
         """
         if self.unpad_inputs is not None:
             return self.unpad_inputs
-        if self.training or hidden.device.type != "cpu" or reads_padding():
+        if self.training or reads_padding():
             return False
         return not torch.is_grad_enabled() or not (hidden.requires_grad
                                                    or any(p.requires_grad for p in self.parameters()))
+
+    def _packs(self, hidden: torch.Tensor) -> bool:
+        """Whether such a call also skips the padding's compute: on CPU, or anywhere with ``set_unpadding(True)``.
+
+        CUDA keeps the padded compute by default (the per-sequence attention calls were not measured
+        there) and zeroes the masked positions after it.
+        """
+        return self.unpad_inputs is True or hidden.device.type == "cpu"
 
 
 # -- the heads, built from bert_core.heads.HEADS ---------------------------------------------------

@@ -18,36 +18,14 @@ positions (a loss over the whole sequence), which then keeps the padded path.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
+from bert_core.unpad import MIN_PADDING_FRACTION, UnpadPlan, padding_read, reads_padding
+
 __all__ = ["PackedBatch", "MIN_PADDING_FRACTION", "varlen_attention", "padding_read", "reads_padding"]
-
-# Below this share of padding the pack/unpack copies and the per-sequence attention calls
-# (~40 us each on a CPU core, about one token of MiniLM's dense work) cost more than they save.
-MIN_PADDING_FRACTION = 0.1
-
-# A context variable, not a model attribute: threads sharing one model each keep their own.
-_READS_PADDING: ContextVar[bool] = ContextVar("tribert_reads_padding", default=False)
-
-
-@contextmanager
-def padding_read() -> Iterator[None]:
-    """Inside it, the default (automatic) unpadding keeps the padded path: the caller reads padded positions."""
-    token = _READS_PADDING.set(True)
-    try:
-        yield
-    finally:
-        _READS_PADDING.reset(token)
-
-
-def reads_padding() -> bool:
-    """True inside :func:`padding_read`."""
-    return _READS_PADDING.get()
 
 
 @dataclass(frozen=True)
@@ -65,27 +43,15 @@ class PackedBatch:
 
     @classmethod
     def from_mask(cls, attention_mask: torch.Tensor) -> "PackedBatch | None":
-        """A packing for ``attention_mask`` (1 = real), or ``None`` when it would not pay off or not be exact.
-
-        Packing needs right padding (each row's real tokens first; the pooler
-        reads position 0, relative positions need the tokens in place), no
-        empty row, and enough padding to be worth the copies.
-        """
+        """A packing for ``attention_mask`` (1 = real), or ``None`` when it would not pay off or not be exact
+        (see :meth:`bert_core.unpad.UnpadPlan.from_mask`)."""
         if attention_mask.dim() != 2:
             return None  # a per-query (batch, q_len, k_len) mask, e.g. packed sequences: no padding to skip
-        mask = attention_mask.bool()
-        batch, seq = mask.shape
-        lengths = mask.sum(dim=1)  # (batch,)
-        right_padded = torch.arange(seq, device=mask.device)[None, :] < lengths[:, None]  # (batch, seq)
-        lengths_list = lengths.tolist()
-        real = sum(lengths_list)
-        if min(lengths_list) == 0 or real > (1 - MIN_PADDING_FRACTION) * mask.numel() or not torch.equal(mask, right_padded):
+        plan = UnpadPlan.from_mask(attention_mask.detach().cpu().numpy())
+        if plan is None:
             return None
-        indices = mask.reshape(-1).nonzero().squeeze(1)  # (tokens,)
-        offsets = [0]
-        for n in lengths_list:
-            offsets.append(offsets[-1] + n)
-        return cls(indices, batch, seq, tuple(offsets))
+        indices = torch.from_numpy(plan.indices).to(attention_mask.device)
+        return cls(indices, plan.batch, plan.seq, plan.offsets)
 
     def pack(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, seq, ...)`` -> ``(1, tokens, ...)``: the real tokens only."""
