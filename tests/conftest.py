@@ -22,6 +22,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# `make test` runs one pytest-xdist worker per core: each worker's frameworks get their share of the
+# cores instead of every worker spawning a thread per core (set before torch / TF / JAX start their pools).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS))
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+        os.environ.setdefault(_variable, _THREADS)
+
 
 def disable_tf32() -> None:
     """Switch TF32 off in every framework that is already imported."""

@@ -6,6 +6,7 @@ the path transformers runs, and every test compares against it (or against trans
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import pytest
@@ -15,6 +16,7 @@ import transformers
 import bert_torch
 from bert_core import BertConfig
 from bert_torch.attention import eager_attention, fused_attention, make_attention_bias
+from bert_core.unpad import padding_read
 from bert_torch.unpad import varlen_attention
 from harness import TOL, max_abs_diff, scaled_tol, padded_batch, tiny_config_dict
 
@@ -218,19 +220,67 @@ def test_packed_path_equals_padded_path_for_every_attention_variant(overrides):
     assert max_abs_diff(a, b, batch["attention_mask"]) <= TOL["float32"]
 
 
-def test_packed_path_equals_transformers_on_real_positions():
-    """The independent reference: transformers' padded SDPA run on the same weights."""
+@pytest.fixture(scope="module")
+def hf_and_ours():
+    """transformers' BertModel (the independent reference) and ours with the same weights."""
     cfg = tiny_config_dict()
     torch.manual_seed(0)
     hf = transformers.BertModel(transformers.BertConfig(**cfg), add_pooling_layer=True).eval()
     ours = bert_torch.BertModel(BertConfig(**cfg)).eval()
     ours.load_state_dict(hf.state_dict())
+    return hf, ours
+
+
+def test_packed_path_equals_transformers_on_real_positions(hf_and_ours):
+    hf, ours = hf_and_ours
     batch = inputs()
     with torch.no_grad():
         ref, got = hf(**batch), ours(**batch)
     assert layer_input_shapes(ours, batch)[0][0] == 1
     assert max_abs_diff(got.last_hidden_state, ref.last_hidden_state, batch["attention_mask"]) <= TOL["float32"]
     assert max_abs_diff(got.pooler_output, ref.pooler_output) <= TOL["float32"]
+
+
+def _layout(name: str) -> dict[str, torch.Tensor]:
+    batch = inputs(fully_padded_row=name == "fully_padded_row")
+    if name == "left_padded":  # position 0 is padding: the pooler reads a padded position, as in transformers
+        batch = {k: v.flip(1) for k, v in batch.items()}
+    if name == "little_padding":  # 1 padded position of 44: under MIN_PADDING_FRACTION
+        batch["attention_mask"] = torch.ones_like(batch["attention_mask"])
+        batch["attention_mask"][3, -1] = 0
+    return batch
+
+
+@pytest.mark.parametrize("layout", ["left_padded", "fully_padded_row", "little_padding"])
+def test_inference_calls_that_do_not_pack_read_zeros_at_masked_positions_too(hf_and_ours, layout):
+    """bert_core.unpad's rule does not depend on whether a batch was packed: masked positions of every hidden
+    state read zeros, real positions and the pooler are transformers'."""
+    hf, ours = hf_and_ours
+    batch = _layout(layout)
+    assert layer_input_shapes(ours, batch)[0][0] == 4  # the padded compute ran
+    with torch.no_grad():
+        ref, got = hf(**batch, output_hidden_states=True), ours(**batch, output_hidden_states=True)
+    mask = batch["attention_mask"]
+    for theirs, mine in zip((ref.last_hidden_state, *ref.hidden_states), (got.last_hidden_state, *got.hidden_states)):
+        assert max_abs_diff(mine, theirs, mask) <= TOL["float32"]
+        assert torch.count_nonzero(mine[mask == 0]) == 0
+    rows = mask.any(-1)  # a row with no real token attends to nothing: its pooled value is implementation-defined
+    assert max_abs_diff(got.pooler_output[rows], ref.pooler_output[rows]) <= TOL["float32"]
+
+
+@pytest.mark.parametrize("option", ["output_attentions", "head_mask", "padding_read", "set_unpadding_false"])
+def test_calls_outside_the_rule_keep_transformers_values_at_masked_positions(hf_and_ours, option):
+    hf, ours = hf_and_ours
+    batch = _layout("left_padded")
+    kwargs = {"output_attentions": {"output_attentions": True}, "head_mask": {"head_mask": torch.ones(4)}}.get(option, {})
+    model = ours
+    if option == "set_unpadding_false":
+        model = copy.deepcopy(ours)
+        model.set_unpadding(False)
+    with torch.no_grad(), padding_read() if option == "padding_read" else contextlib.nullcontext():
+        ref, got = hf(**batch, **kwargs), model(**batch, **kwargs)
+    assert torch.count_nonzero(ref.last_hidden_state[batch["attention_mask"] == 0]) > 0
+    assert max_abs_diff(got.last_hidden_state, ref.last_hidden_state) <= TOL["float32"]  # every position
 
 
 def test_packing_needs_right_padding():
