@@ -6,11 +6,11 @@ canonical checkpoint. Each :class:`Impl` offers the paths a user gets:
 
 - ``dense(batch)``: the throughput path (torch/hf: ``model(**inputs)``; flax: the
   wrapper's jitted call; tf: :class:`bert_tf.compiled.CompiledCall`, XLA);
-- ``mixed(batch, sequences)``: a mixed-length batch through the backend's
-  no-padding route (torch: the default call, which unpads; flax/tf: packed rows, packing included
-  in the time; hf: padded, as transformers runs it);
-- ``mixed_padded(batch)``: flax/tf on the padded batch, to show what packing buys;
-- ``default_call(batch)``: ``model(**inputs)`` as a user first calls it (tf: its cached graph, not eager Keras);
+- ``mixed(batch)``: a mixed-length batch through ``model(**inputs)``, the default
+  inference call, which skips the padding (``bert_core.unpad``; hf: padded, as transformers runs it);
+- ``mixed_padded(batch)``: the same call inside ``bert_core.unpad.padding_read()``, the padded
+  compute, to show what skipping the padding buys;
+- ``default_call(batch)``: ``model(**inputs)`` as a user calls it (tf: its cached graph after the first call);
 - ``pipeline(text)``: ``pipeline("feature-extraction")`` on one sentence.
 
 Every call blocks until its outputs exist.
@@ -25,12 +25,11 @@ from typing import Callable
 
 import numpy as np
 
-from bert_core.packing import pack_sequences
+from bert_core.unpad import padding_read
 
 __all__ = ["Impl", "IMPLS", "matmul_peak", "timed"]
 
 IMPLS = ("hf", "torch", "flax", "tf")
-PACK_ROW = 128
 
 
 def matmul_peak(matmul: Callable, sync: Callable, n: int = 2048, repeats: int = 5) -> float:
@@ -58,13 +57,6 @@ def timed(calls: dict[str, callable], repeats: int) -> dict[str, float]:
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def packed_inputs(sequences: list[dict[str, list[int]]], pad_token_id: int = 0) -> dict[str, np.ndarray]:
-    """Rows of :data:`PACK_ROW` tokens, block-diagonal mask; what the Flax/TF pipelines feed their models."""
-    batch, _ = pack_sequences(sequences, PACK_ROW, pad_token_id=pad_token_id)
-    del batch["segment_ids"]
-    return batch
-
-
 class Impl:
     """One implementation loaded from ``directory`` in ``dtype`` ("float32" or "bfloat16")."""
 
@@ -75,7 +67,7 @@ class Impl:
         start = time.perf_counter()
         getattr(self, f"_load_{name}")()
         self.load_seconds = time.perf_counter() - start
-        self.mixed_padded = getattr(self, "_mixed_padded", None)
+        self.mixed_padded = None if name == "hf" else self._mixed_padded
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -103,8 +95,8 @@ class Impl:
                 return self.model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state.float().numpy()
 
         self.dense = self.default_call = call
-        # tribert packs the real tokens by default in this inference call; transformers runs the padded batch.
-        self.mixed = lambda batch, sequences: call(batch)
+        # tribert skips the padding by default in this inference call; transformers runs the padded batch.
+        self.mixed = call
         self.peak = matmul_peak(lambda a, b: torch.from_numpy(a) @ torch.from_numpy(b), lambda x: x)
 
     def _load_flax(self) -> None:
@@ -113,13 +105,12 @@ class Impl:
         import bert_flax
 
         self.model = bert_flax.FlaxBertModel.from_pretrained(self.directory, dtype=getattr(jnp, self.dtype))
-        pad = self.model.config.pad_token_id or 0
 
         def call(batch):
             return np.asarray(self.model(**batch).last_hidden_state.block_until_ready(), dtype=np.float32)
 
-        self.dense = self.default_call = self._mixed_padded = call
-        self.mixed = lambda batch, sequences: call(packed_inputs(sequences, pad))
+        self.dense = self.default_call = call
+        self.mixed = call
         self.peak = matmul_peak(lambda a, b: jnp.asarray(a) @ jnp.asarray(b), lambda x: x.block_until_ready())
 
     def _load_tf(self) -> None:
@@ -131,15 +122,18 @@ class Impl:
         policy = "mixed_bfloat16" if self.dtype == "bfloat16" else None
         self.model = bert_tf.TFBertModel.from_pretrained(self.directory, **({"dtype": policy} if policy else {}))
         compiled = CompiledCall(self.model)
-        pad = self.model.config.pad_token_id or 0
 
         def xla(batch):
             return tf.cast(compiled(**batch).last_hidden_state, tf.float32).numpy()
 
-        self.dense = self._mixed_padded = xla
-        self.default_call = lambda batch: self.model(**batch, training=False).last_hidden_state.numpy()
-        self.mixed = lambda batch, sequences: xla(packed_inputs(sequences, pad))
+        self.dense = xla
+        self.default_call = lambda batch: self.model(**batch).last_hidden_state.numpy()
+        self.mixed = self.default_call
         self.peak = matmul_peak(lambda a, b: tf.matmul(a, b), lambda x: x.numpy())
+
+    def _mixed_padded(self, batch):
+        with padding_read():
+            return self.default_call(batch)
 
     # -- the pipeline path -------------------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ LABELS = {
         "dense": "**Dense throughput** (float32; of_peak = achieved GFLOP/s / the framework's own 2048^2 matmul GFLOP/s)",
         "dense_head": ["batch x seq", "impl", "ms", "tokens/s", "GFLOP/s", "of peak", "x hf"],
         "mixed": "**Mixed-length batch** (32 sentences of 8..128 tokens: {useful} real tokens, {padded} when padded; "
-                 "torch = unpadding, flax/tf = packed rows of 128, packing time included)",
+                 "`model(**inputs)`, which skips the padding by default; (padded) = the same call inside `padding_read()`)",
         "mixed_head": ["impl", "ms", "useful tokens/s", "x hf"],
         "latency": "**Batch-1 latency** (`model(**inputs)` on 1 x 16 tokens; `pipeline(\"feature-extraction\")` on one sentence)",
         "latency_head": ["impl", "model(**inputs) ms", "x hf", "pipeline ms", "x hf"],
@@ -58,7 +58,7 @@ LABELS = {
         "dense": "**稠密吞吐量**（float32；of_peak = 达到的 GFLOP/s / 该框架自身 2048^2 矩阵乘法的 GFLOP/s）",
         "dense_head": ["批大小 x 序列长度", "实现", "ms", "tokens/s", "GFLOP/s", "占峰值比例", "x hf"],
         "mixed": "**混合长度批次**（32 个长度为 8..128 个 token 的句子：{useful} 个真实 token，填充后为 {padded} 个；"
-                 "torch = 去填充，flax/tf = 打包成 128 个 token 的行，计时包含打包时间）",
+                 "`model(**inputs)`，默认跳过填充；(padded) = 在 `padding_read()` 中的同一调用）",
         "mixed_head": ["实现", "ms", "有效 tokens/s", "x hf"],
         "latency": "**批大小为 1 时的延迟**（`model(**inputs)` 作用于 1 x 16 个 token；"
                    "`pipeline(\"feature-extraction\")` 作用于一个句子）",

@@ -8,8 +8,8 @@ Measures, reporting medians and ratios to `transformers` (``hf``, SDPA attention
 - dense throughput over a grid of batch x sequence length (tokens/s and achieved
   GFLOP/s against each framework's own measured float32 matmul peak);
 - a realistic mixed-length batch (32 sentences of 8..128 tokens): useful tokens/s
-  through each backend's no-padding route (torch unpadding, flax/tf packed rows),
-  and flax/tf on the padded batch for contrast;
+  through ``model(**inputs)``, which skips the padding by default (``bert_core.unpad``),
+  and the same call on the padded compute (``padding_read()``) for contrast;
 - batch-1 latency (16 tokens) through ``model(**inputs)`` and through
   ``pipeline("feature-extraction")`` on one sentence (the paths a user gets by default);
 - with ``--bf16``: bfloat16 throughput at one grid point, as a multiple of the
@@ -48,14 +48,13 @@ QUICK_GRID = [(8, 128)]
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 
 
-def mixed_batch(vocab: int, rng: np.random.Generator, n: int = 32):
-    """``(padded batch, sequences)``: ``n`` sentences of 8..128 tokens, right-padded, and as token lists."""
+def mixed_batch(vocab: int, rng: np.random.Generator, n: int = 32) -> dict[str, np.ndarray]:
+    """``n`` sentences of 8..128 tokens, right-padded."""
     lengths = rng.integers(8, 129, size=n)
     seq = int(lengths.max())
     mask = (np.arange(seq)[None] < lengths[:, None]).astype(np.int64)
     ids = np.where(mask == 1, rng.integers(1000, vocab, size=(n, seq)), 0)
-    sequences = [{"input_ids": ids[i, :n_i].tolist(), "token_type_ids": [0] * int(n_i)} for i, n_i in enumerate(lengths)]
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}, sequences
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
 
 def dense_batch(vocab: int, rng: np.random.Generator, batch: int, seq: int) -> dict[str, np.ndarray]:
@@ -116,9 +115,9 @@ def run(args) -> dict:
                        "of_peak": round(work / s / 1e9 / report["matmul_peak_gflops"][name], 2)}
                 for name, s in seconds.items()}})  # fmt: skip
 
-        padded, sequences = mixed_batch(config.vocab_size, rng)
+        padded = mixed_batch(config.vocab_size, rng)
         useful = int(padded["attention_mask"].sum())
-        calls = {i.label: (lambda i=i: i.mixed(padded, sequences)) for i in impls}
+        calls = {i.label: (lambda i=i: i.mixed(padded)) for i in impls}
         calls.update({f"{i.label} (padded)": (lambda i=i: i.mixed_padded(padded)) for i in impls if i.mixed_padded})
         seconds = timed(calls, args.repeats)
         report["mixed"] = {"useful_tokens": useful, "padded_tokens": int(padded["attention_mask"].size),

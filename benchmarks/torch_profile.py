@@ -55,7 +55,7 @@ def main() -> None:
     ours = bert_torch.BertModel.from_pretrained(directory).eval()
     rng = np.random.default_rng(0)
     vocab = ours.config.vocab_size
-    cases = {"dense": (dense_batch(vocab, rng, 8, 128), False), "mixed": (mixed_batch(vocab, rng)[0], True),
+    cases = {"dense": (dense_batch(vocab, rng, 8, 128), False), "mixed": (mixed_batch(vocab, rng), True),
              "batch1": (dense_batch(vocab, rng, 1, 16), False)}
     for case, (batch, unpad) in cases.items():
         if args.case not in ("all", case):
