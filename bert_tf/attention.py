@@ -10,6 +10,8 @@ mixed precision keeps the softmax in float32.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import keras
 import tensorflow as tf
 
@@ -22,6 +24,7 @@ __all__ = [
     "eager_attention",
     "fused_attention",
     "make_attention_bias",
+    "PackedTokens",
     "TFBertSelfAttention",
     "TFBertSelfOutput",
     "TFBertAttention",
@@ -137,6 +140,32 @@ def make_attention_bias(
     return tf.where(allowed, tf.constant(0, dtype), tf.constant(dtype.min, dtype))
 
 
+@dataclass(frozen=True)
+class PackedTokens:
+    """The real tokens of a right-padded ``(batch, seq)`` batch laid end to end (:mod:`bert_core.unpad`).
+
+    Passed down the encoder in place of the attention bias: every dense layer and LayerNorm runs on the
+    ``(1, tokens, hidden)`` real tokens only; self-attention scatters its queries, keys and values back to
+    ``(batch, seq)`` and attends with the padded ``bias``, so the math is the padded path's.
+    """
+
+    indices: tf.Tensor  # (tokens,) int32 flat positions ``row * seq + column`` of the real tokens
+    batch: tf.Tensor  # scalar int32
+    seq: tf.Tensor  # scalar int32
+    bias: tf.Tensor  # (batch, 1, seq, seq) the padded additive bias
+
+    def pack(self, x: tf.Tensor) -> tf.Tensor:
+        """``(batch, seq, width)`` -> ``(1, tokens, width)``: the real tokens only."""
+        flat = tf.reshape(x, tf.stack([self.batch * self.seq, tf.shape(x)[-1]]))
+        return tf.gather(flat, self.indices)[None]
+
+    def unpack(self, x: tf.Tensor) -> tf.Tensor:
+        """``(1, tokens, width)`` -> ``(batch, seq, width)``, zeros at padded positions."""
+        width = tf.shape(x)[-1]
+        flat = tf.scatter_nd(self.indices[:, None], x[0], tf.stack([self.batch * self.seq, width]))
+        return tf.reshape(flat, tf.stack([self.batch, self.seq, width]))
+
+
 class TFBertSelfAttention(ConfigLayer):
     """Multi-head attention projections; self-attention, or cross-attention over ``encoder_hidden_states``.
 
@@ -209,7 +238,9 @@ class TFBertSelfAttention(ConfigLayer):
 
         Args:
             hidden_states: ``(batch, q_len, hidden)``.
-            attention_bias: additive float32 ``(batch, 1, q_len, k_len)`` (see :func:`make_attention_bias`).
+            attention_bias: additive float32 ``(batch, 1, q_len, k_len)`` (see :func:`make_attention_bias`),
+                or :class:`PackedTokens` when ``hidden_states`` holds only the real tokens ``(1, tokens, hidden)``
+                (the context comes back packed too).
             head_mask: ``(1, heads, 1, 1)`` multiplier of the probabilities, or None.
             encoder_hidden_states: ``(batch, enc_len, hidden)`` for cross-attention.
             past_key_value: cached ``(key, value)``, each ``(batch, heads, past, head_dim)``;
@@ -220,6 +251,8 @@ class TFBertSelfAttention(ConfigLayer):
             ``context (batch, q_len, hidden)``, ``probs (batch, heads, q_len, k_len)`` or None,
             and the ``(key, value)`` to cache.
         """
+        if isinstance(attention_bias, PackedTokens):
+            return self._attend_packed(hidden_states, attention_bias, training)
         query = self._heads(self.query(hidden_states))  # (batch, heads, q_len, head_dim)
         if self.is_cross_attention and past_key_value is not None:
             key, value = past_key_value
@@ -231,22 +264,36 @@ class TFBertSelfAttention(ConfigLayer):
                 key = tf.concat([tf.cast(past_key_value[0], key.dtype), key], axis=2)  # (batch, heads, past+q, hd)
                 value = tf.concat([tf.cast(past_key_value[1], value.dtype), value], axis=2)
 
-        scaling = self.attention_head_size**-0.5
-        if self.position_embedding_type != "absolute":
-            relative = self.relative_position_scores(query, key) * scaling
-            attention_bias = relative if attention_bias is None else tf.maximum(attention_bias + relative, _MIN)
-
-        use_eager = (output_attentions or head_mask is not None or self.attn_implementation == "eager"
-                     or (training and self.dropout.rate > 0))
-        if use_eager:
-            context, probs = eager_attention(query, key, value, attention_bias, head_mask, self.dropout, training,
-                                             scaling)
-        else:
-            context, probs = fused_attention(query, key, value, attention_bias, scaling), None
+        context, probs = self._attend(query, key, value, attention_bias, head_mask, output_attentions, training)
         shape = tf.shape(hidden_states)
         context = tf.transpose(context, [0, 2, 1, 3])  # (batch, q_len, heads, head_dim)
         context = tf.reshape(context, [shape[0], shape[1], self.all_head_size])  # (batch, q_len, hidden)
         return context, (probs if output_attentions else None), (key, value)
+
+    def _attend(self, query, key, value, attention_bias, head_mask, output_attentions, training):
+        """``(context (batch, heads, q_len, head_dim), probs or None)``: relative scores added, eager or fused."""
+        scaling = self.attention_head_size**-0.5
+        if self.position_embedding_type != "absolute":
+            relative = self.relative_position_scores(query, key) * scaling
+            attention_bias = relative if attention_bias is None else tf.maximum(attention_bias + relative, _MIN)
+        use_eager = (output_attentions or head_mask is not None or self.attn_implementation == "eager"
+                     or (training and self.dropout.rate > 0))
+        if use_eager:
+            return eager_attention(query, key, value, attention_bias, head_mask, self.dropout, training, scaling)
+        return fused_attention(query, key, value, attention_bias, scaling), None
+
+    def _attend_packed(self, hidden_states: tf.Tensor, packed: PackedTokens, training) -> tuple:
+        """Self-attention of packed tokens ``(1, tokens, hidden)``: projections on the real tokens only.
+
+        Queries, keys and values are scattered to ``(batch, seq)`` (zeros at padding, which the bias
+        masks) for the padded path's attention; the context is gathered back to ``(1, tokens, hidden)``.
+        """
+        query, key, value = (self._heads(packed.unpack(projection(hidden_states)))  # (batch, heads, seq, hd)
+                             for projection in (self.query, self.key, self.value))
+        context, _ = self._attend(query, key, value, packed.bias, None, False, training)
+        context = tf.transpose(context, [0, 2, 1, 3])  # (batch, seq, heads, head_dim)
+        context = tf.reshape(context, tf.stack([packed.batch, packed.seq, self.all_head_size]))
+        return packed.pack(context), None, (key, value)
 
 
 class TFBertSelfOutput(ConfigLayer):

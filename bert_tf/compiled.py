@@ -9,7 +9,13 @@ sequence lengths are padded up to a few buckets (16, 32, 64, ...) and a stream
 of batches of varied lengths compiles a handful of programs, not one per batch.
 Padded positions carry ``attention_mask = 0``; every output is sliced back to
 the true length and losses are computed on the sliced outputs, so results equal
-the eager call's. Inputs are checked on the host first
+the eager call's.
+
+The plain graph eager inference runs also follows the inference rule of :mod:`bert_core.unpad`
+(:func:`unpad_mode` decides per call, on the host): zeros at masked positions and, when
+:meth:`~bert_core.unpad.UnpadPlan.from_mask` finds a plan, the real tokens' indices as one more
+graph input, so the dense layers run on the real tokens only (still one graph per argument set,
+whatever the token count). Inputs are checked on the host first
 (:func:`bert_core.validate_inputs`): inside the compiled graph an out-of-range id
 would be clamped silently by XLA's gather.
 """
@@ -17,7 +23,10 @@ would be clamped silently by XLA's gather.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -27,10 +36,12 @@ from keras.src.backend.common.stateless_scope import in_stateless_scope
 from bert_core import outputs as out
 from bert_core.errors import ConfigError
 from bert_core.inputs import max_sequence_length, validate_inputs
+from bert_core.unpad import UnpadPlan, reads_padding
 
 from ._common import is_symbolic
 
-__all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "compilable_arguments", "bucket_dataset"]
+__all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "compilable_arguments", "bucket_dataset",
+           "Unpadding", "unpadding", "unpadding_scope", "unpad_mode"]
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512)
 #: Inputs padded along their last (sequence) axis, and the value padding gets (None: the pad token id).
@@ -40,6 +51,33 @@ _LABELS = ("labels", "next_sentence_label", "start_positions", "end_positions")
 #: Output classes whose ``logits`` have a sequence axis (axis 1).
 _TOKEN_LOGITS = (out.MaskedLMOutput, out.CausalLMOutputWithCrossAttentions, out.TokenClassifierOutput)
 _SEQUENCE_FIELDS = ("last_hidden_state", "prediction_logits", "start_logits", "end_logits")
+
+
+@dataclass(frozen=True)
+class Unpadding:
+    """How the encoder call in progress follows the inference rule: zeros at masked positions, packed when
+    ``indices`` (``(tokens,)`` int32 flat positions of the real tokens, :class:`~bert_core.unpad.UnpadPlan`) is set."""
+
+    indices: tf.Tensor | None = None
+
+
+# Set around a top-level call (or inside the graph function while it traces), read by TFBertModel.call.
+_UNPADDING: ContextVar[Unpadding | None] = ContextVar("tribert_tf_unpadding", default=None)
+
+
+@contextmanager
+def unpadding_scope(value: Unpadding | None) -> Iterator[None]:
+    """Run the model calls inside with ``value`` as their :func:`unpadding`."""
+    token = _UNPADDING.set(value)
+    try:
+        yield
+    finally:
+        _UNPADDING.reset(token)
+
+
+def unpadding() -> Unpadding | None:
+    """The :class:`Unpadding` of the model call in progress (None: the padded path, ``transformers``' values)."""
+    return _UNPADDING.get()
 
 
 def bucket_length(length: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
@@ -107,7 +145,8 @@ class CompiledCall:
     ``token_type_ids``, ``position_ids``, labels, ``output_hidden_states``,
     ``output_attentions``, ``return_dict``) and returns the same output object, sliced to the true length.
     Decoder caches and cross-attention inputs are not compiled (a decoder returns no cache here);
-    call the model for those.
+    call the model for those. ``unpad`` (plain graph only; what :func:`unpad_mode` returned) makes
+    the call follow the inference rule of :mod:`bert_core.unpad`.
     """
 
     def __init__(self, model, *, jit_compile: bool = True, buckets: Sequence[int] = DEFAULT_BUCKETS) -> None:
@@ -116,20 +155,23 @@ class CompiledCall:
         self.buckets = tuple(buckets)
         self._functions: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
 
-    def _function(self, names: tuple[str, ...], ranks: tuple[int, ...], flags: tuple[bool, bool]):
+    def _function(self, names: tuple[str, ...], ranks: tuple[int, ...], flags: tuple[bool, bool, bool]):
         # The attention switch is read while tracing: a graph per implementation, so switching takes effect.
         key = (names, ranks, flags, self.model.attn_implementation)
         if key not in self._functions:
             signature = [tf.TensorSpec([None] * rank, tf.int32, name=name) for name, rank in zip(names, ranks)]
-            output_hidden_states, output_attentions = flags
+            output_hidden_states, output_attentions, unpad = flags
 
             # A cache computed over bucket padding would be wrong to return: the compiled path keeps none.
             no_cache = {"use_cache": False} if "use_cache" in inspect.signature(self.model.call).parameters else {}
 
             def forward(*tensors):
-                return self.model(**dict(zip(names, tensors)), output_hidden_states=output_hidden_states,
-                                  output_attentions=output_attentions, return_dict=True, training=False,
-                                  **no_cache)
+                inputs = dict(zip(names, tensors))
+                indices = inputs.pop("unpad_indices", None)  # (tokens,): the packed path
+                with unpadding_scope(Unpadding(indices) if unpad else None):
+                    return self.model(**inputs, output_hidden_states=output_hidden_states,
+                                      output_attentions=output_attentions, return_dict=True, training=False,
+                                      **no_cache)
 
             self._functions[key] = tf.function(forward, input_signature=signature, jit_compile=self.jit_compile)
         return self._functions[key]
@@ -139,7 +181,7 @@ class CompiledCall:
         return sum(f.experimental_get_tracing_count() for f in self._functions.values())
 
     def __call__(self, output_hidden_states: bool | None = None, output_attentions: bool | None = None,
-                 return_dict=None, **inputs) -> Any:
+                 return_dict=None, *, unpad: UnpadPlan | bool = False, **inputs) -> Any:
         labels = {k: inputs.pop(k) for k in _LABELS if inputs.get(k) is not None}
         unknown = sorted(k for k, v in inputs.items() if v is not None and k not in _COMPILED_INPUTS)
         if unknown or inputs.get("inputs_embeds") is not None:
@@ -161,10 +203,14 @@ class CompiledCall:
         padded = pad_to_length(inputs, length, config.pad_token_id or 0)
         if "position_ids" in padded:  # the padding's positions count on; keep them inside the table
             padded["position_ids"] = np.minimum(padded["position_ids"], max_sequence_length(config) - 1)
+        if unpad is not False and self.jit_compile:
+            raise ConfigError("unpad is for the plain graph (jit_compile=False): XLA pads inputs to buckets")
         names = tuple(sorted(padded))
         tensors = [tf.constant(padded[n], tf.int32) for n in names]
+        if isinstance(unpad, UnpadPlan):
+            names, tensors = names + ("unpad_indices",), tensors + [tf.constant(unpad.indices, tf.int32)]
         function = self._function(names, tuple(t.shape.rank for t in tensors),
-                                  (bool(output_hidden_states), bool(output_attentions)))
+                                  (bool(output_hidden_states), bool(output_attentions), unpad is not False))
         output = function(*tensors)
         if length != real:
             output = _slice(output, real)
@@ -237,6 +283,42 @@ def compilable_arguments(model, args: tuple, kwargs: dict) -> dict | None:
     if mask is not None and np.ndim(mask) not in (np.ndim(ids), np.ndim(ids) + 1):
         return None
     return arguments
+
+
+#: Arguments that keep the padded path: the rule covers encoder self-attention without per-head options.
+_PADDED_PATH_ARGS = ("head_mask", "encoder_hidden_states", "encoder_attention_mask", "past_key_values")
+
+
+@tf.autograph.experimental.do_not_convert  # host-side Python, never part of a graph
+def unpad_mode(model, arguments: Mapping[str, Any], inference: bool) -> UnpadPlan | bool:
+    """How an eager call with ``arguments`` (by name) follows the inference rule of :mod:`bert_core.unpad`.
+
+    ``False``: the padded path (``transformers``' values at masked positions); ``True``: zeros at masked
+    positions; an :class:`~bert_core.unpad.UnpadPlan`: zeros there and the dense layers on the real tokens
+    only. ``inference`` says the call is eager inference (:func:`compilable_arguments`); with
+    ``set_unpadding(None)`` (the default) only those calls follow the rule, with ``True`` every eager call.
+    """
+    enabled = model._unpad_inputs
+    if enabled is False or (enabled is None and (not inference or reads_padding())):
+        return False
+    config = model.config
+    output_attentions = arguments.get("output_attentions")
+    output_attentions = config.output_attentions if output_attentions is None else output_attentions
+    mask = arguments.get("attention_mask")
+    source = arguments.get("input_ids")
+    rank = np.ndim(source) if source is not None else np.ndim(arguments.get("inputs_embeds")) - 1
+    if (mask is None or is_symbolic(mask) or config.is_decoder or output_attentions or np.ndim(mask) != rank
+            or any(arguments.get(k) is not None for k in _PADDED_PATH_ARGS)):
+        return False
+    # A loss over per-token logits reads the padded positions (bert_torch mirrors this with padding_read).
+    if enabled is None and model.head.reads != "pooled" and any(arguments.get(k) is not None
+                                                                for k in model.label_names):
+        return False
+    mask = np.asarray(mask)
+    mask = mask.reshape(-1, mask.shape[-1]) != 0  # multiple choice: (batch * choices, seq), as the encoder sees it
+    if mask.all():
+        return False  # nothing masked
+    return UnpadPlan.from_mask(mask) or True
 
 
 def bucket_dataset(dataset: tf.data.Dataset, batch_size: int, *, buckets: Sequence[int] = DEFAULT_BUCKETS,
