@@ -27,7 +27,7 @@ from conversion.rules import TIED_KEYS, from_framework_key
 
 from ._common import is_symbolic
 from .attention import ATTN_IMPLEMENTATIONS, TFBertSelfAttention
-from .compiled import CompiledCall, Unpadding, compilable_arguments, unpad_mode, unpadding_scope
+from .compiled import CompiledCall, Unpadding, compilable_arguments, packing_inputs, unpad_mode, unpadding_scope
 
 __all__ = ["TFBertPreTrainedModel", "named_weights", "dense_gradients", "check_inputs"]
 
@@ -204,8 +204,9 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
             self._called_eagerly = True
             unpad = self._eager_unpad_mode(args, kwargs, arguments)
             if unpad is not False:
-                indices = tf.constant(unpad.indices, tf.int32) if isinstance(unpad, UnpadPlan) else None
-                with unpadding_scope(Unpadding(indices)):
+                packing = ({k: tf.constant(v) for k, v in packing_inputs(unpad).items()}
+                           if isinstance(unpad, UnpadPlan) else None)
+                with unpadding_scope(Unpadding(packing)):
                     return super().__call__(*args, **kwargs)
         return super().__call__(*args, **kwargs)
 

@@ -13,9 +13,9 @@ the eager call's.
 
 The plain graph eager inference runs also follows the inference rule of :mod:`bert_core.unpad`
 (:func:`unpad_mode` decides per call, on the host): zeros at masked positions and, when
-:meth:`~bert_core.unpad.UnpadPlan.from_mask` finds a plan, the real tokens' indices as one more
-graph input, so the dense layers run on the real tokens only (still one graph per argument set,
-whatever the token count). Inputs are checked on the host first
+:meth:`~bert_core.unpad.UnpadPlan.from_mask` finds a plan, the real tokens' indices as more
+graph inputs, so the dense layers run on the real tokens only (still one graph per argument set,
+whatever the token count; :func:`packing_inputs`). Inputs are checked on the host first
 (:func:`bert_core.validate_inputs`): inside the compiled graph an out-of-range id
 would be clamped silently by XLA's gather.
 """
@@ -39,9 +39,10 @@ from bert_core.inputs import max_sequence_length, validate_inputs
 from bert_core.unpad import UnpadPlan, reads_padding
 
 from ._common import is_symbolic
+from .attention import ATTENTION_GROUPS
 
 __all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "compilable_arguments", "bucket_dataset",
-           "Unpadding", "unpadding", "unpadding_scope", "unpad_mode"]
+           "Unpadding", "unpadding", "unpadding_scope", "unpad_mode", "packing_inputs"]
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512)
 #: Inputs padded along their last (sequence) axis, and the value padding gets (None: the pad token id).
@@ -53,12 +54,44 @@ _TOKEN_LOGITS = (out.MaskedLMOutput, out.CausalLMOutputWithCrossAttentions, out.
 _SEQUENCE_FIELDS = ("last_hidden_state", "prediction_logits", "start_logits", "end_logits")
 
 
+#: The packed path's extra graph inputs (int32), in this order, with their ranks (see :func:`packing_inputs`).
+PACKING_INPUTS = {"unpad_indices": 1, "unpad_attend_index": 1, "unpad_attend_lengths": 1, "unpad_attend_shapes": 2,
+                  "unpad_unattend": 1}
+
+
+def packing_inputs(plan: UnpadPlan, groups: int = ATTENTION_GROUPS) -> dict[str, np.ndarray]:
+    """The host-side arrays the packed path takes: where the real tokens are, and how attention groups them.
+
+    ``unpad_indices`` ``(tokens,)``: the plan's flat positions of the real tokens. Rows sorted by length are
+    split into ``groups`` groups (some empty when there are fewer rows); group ``g`` attends as an
+    ``(rows_g, width_g)`` block, ``width_g`` its longest row: ``unpad_attend_shapes`` ``(groups, 2)`` holds
+    those shapes, ``unpad_attend_index`` the packed token each block cell reads (the blocks flattened and
+    concatenated; a cell past its row's end reads the row's last token, which the bias masks),
+    ``unpad_attend_lengths`` ``(batch,)`` the rows' lengths in block order, and ``unpad_unattend``
+    ``(tokens,)`` where each packed token's cell is in that concatenation.
+    """
+    lengths, starts = np.asarray(plan.lengths), np.asarray(plan.offsets[:-1])
+    order = np.argsort(lengths, kind="stable")
+    index, shapes, unattend, base = [], [], np.empty(plan.tokens, np.int64), 0
+    for rows in np.array_split(order, groups):
+        width = int(lengths[rows].max()) if rows.size else 0
+        columns = np.arange(width)[None, :]
+        block = starts[rows, None] + np.minimum(columns, lengths[rows, None] - 1)  # (rows, width)
+        real = columns < lengths[rows, None]
+        unattend[block[real]] = base + np.flatnonzero(real)
+        index.append(block.ravel())
+        shapes.append((rows.size, width))
+        base += rows.size * width
+    arrays = (plan.indices, np.concatenate(index), lengths[order], np.array(shapes), unattend)
+    return {name: array.astype(np.int32) for name, array in zip(PACKING_INPUTS, arrays)}
+
+
 @dataclass(frozen=True)
 class Unpadding:
-    """How the encoder call in progress follows the inference rule: zeros at masked positions, packed when
-    ``indices`` (``(tokens,)`` int32 flat positions of the real tokens, :class:`~bert_core.unpad.UnpadPlan`) is set."""
+    """How the encoder call in progress follows the inference rule: zeros at masked positions, and the real
+    tokens packed when ``packing`` (the tensors of :func:`packing_inputs`, by name) is set."""
 
-    indices: tf.Tensor | None = None
+    packing: Mapping[str, tf.Tensor] | None = None
 
 
 # Set around a top-level call (or inside the graph function while it traces), read by TFBertModel.call.
@@ -167,8 +200,8 @@ class CompiledCall:
 
             def forward(*tensors):
                 inputs = dict(zip(names, tensors))
-                indices = inputs.pop("unpad_indices", None)  # (tokens,): the packed path
-                with unpadding_scope(Unpadding(indices) if unpad else None):
+                packing = {name: inputs.pop(name) for name in PACKING_INPUTS if name in inputs} or None
+                with unpadding_scope(Unpadding(packing) if unpad else None):
                     return self.model(**inputs, output_hidden_states=output_hidden_states,
                                       output_attentions=output_attentions, return_dict=True, training=False,
                                       **no_cache)
@@ -208,7 +241,8 @@ class CompiledCall:
         names = tuple(sorted(padded))
         tensors = [tf.constant(padded[n], tf.int32) for n in names]
         if isinstance(unpad, UnpadPlan):
-            names, tensors = names + ("unpad_indices",), tensors + [tf.constant(unpad.indices, tf.int32)]
+            packing = packing_inputs(unpad)
+            names, tensors = names + tuple(packing), tensors + [tf.constant(v) for v in packing.values()]
         function = self._function(names, tuple(t.shape.rank for t in tensors),
                                   (bool(output_hidden_states), bool(output_attentions), unpad is not False))
         output = function(*tensors)

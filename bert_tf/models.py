@@ -172,9 +172,9 @@ class TFBertModel(TFBertPreTrainedModel):
                                 and past_key_values is None and head_mask is None and not config.is_decoder
                                 and encoder_hidden_states is None and not output_attentions) else None
         packed = None
-        if unpad is not None and unpad.indices is not None:
+        if unpad is not None and unpad.packing is not None:
             shape = tf.shape(embedding_output)
-            packed = PackedTokens(tf.cast(unpad.indices, tf.int32), shape[0], shape[1], attention_bias)
+            packed = PackedTokens.make(unpad.packing, shape[0], shape[1])
             embedding_output = packed.pack(embedding_output)  # (1, tokens, hidden): no compute on padding
         encoded = self.encoder(embedding_output, attention_bias=attention_bias if packed is None else packed,
                                head_mask=_head_mask(head_mask, config), encoder_hidden_states=encoder_hidden_states,

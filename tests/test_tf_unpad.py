@@ -17,6 +17,7 @@ import bert_tf
 import bert_torch
 from bert_core import ConfigError
 from bert_core.unpad import padding_read
+from bert_tf.compiled import PACKING_INPUTS
 from harness import assert_close, padded_batch
 from test_tf_helpers import head_inputs, parity_config
 
@@ -75,9 +76,9 @@ def reference(hf, inputs: dict, **flags):
 
 
 def packed_graphs(model, names: tuple[str, ...] = ("attention_mask", "input_ids", "token_type_ids")) -> list[int]:
-    """Traces of each default graph that takes ``names`` and the packed tokens' indices (one per argument set)."""
+    """Traces of each default graph that takes ``names`` and the packed path's inputs (one per argument set)."""
     functions = model._compiled(jit_compile=False)._functions
-    return [f.experimental_get_tracing_count() for key, f in functions.items() if key[0] == (*names, "unpad_indices")]
+    return [f.experimental_get_tracing_count() for key, f in functions.items() if key[0] == (*names, *PACKING_INPUTS)]
 
 
 def assert_rule(got, expected, mask) -> None:
@@ -238,3 +239,16 @@ def test_torch_and_tf_default_calls_agree_at_every_position(checkpoints, models)
     for ours, theirs in zip(got.hidden_states, expected.hidden_states):
         assert_close(ours, theirs)
     assert_close(got.pooler_output, expected.pooler_output)
+
+
+def test_relative_positions_on_the_packed_path_equal_the_padded_path():
+    """transformers 5.x dropped relative position embeddings: the reference is the model's own padded path."""
+    model = bert_tf.TFBertModel(bert_tf.BertConfig(**{**CONFIG, "position_embedding_type": "relative_key_query"}))
+    inputs = batch()
+    with padding_read():
+        padded = model(**inputs)
+    model(**inputs)
+    got = model(**inputs)
+    assert packed_graphs(model) == [1]
+    assert_rule(got.last_hidden_state, padded.last_hidden_state, inputs["attention_mask"])
+    assert_close(got.pooler_output, padded.pooler_output)
