@@ -10,22 +10,19 @@ mixed precision keeps the softmax in float32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 import tensorflow as tf
 
 from bert_core.config import BertConfig
 
 from ._common import ConfigLayer, SavesOutputSublayer, dense, layer_norm, normal
+from .compiled import PackedTokens
 
 __all__ = [
     "ATTN_IMPLEMENTATIONS",
     "eager_attention",
     "fused_attention",
     "make_attention_bias",
-    "PackedTokens",
-    "ATTENTION_GROUPS",
     "TFBertSelfAttention",
     "TFBertSelfOutput",
     "TFBertAttention",
@@ -141,64 +138,6 @@ def make_attention_bias(
     return tf.where(allowed, tf.constant(0, dtype), tf.constant(dtype.min, dtype))
 
 
-#: Self-attention of packed tokens runs on this many groups of rows of similar length, each padded to its
-#: longest row only: on 32 rows of 8..125 tokens that computes ~46% of the padded (batch, seq, seq) scores
-#: (8 groups measured faster than 4 there, and cost the same on a padded 2 x 16 batch).
-ATTENTION_GROUPS = 8
-
-
-@dataclass(frozen=True)
-class PackedTokens:
-    """The real tokens of a right-padded ``(batch, seq)`` batch laid end to end (:mod:`bert_core.unpad`).
-
-    Passed down the encoder in place of the attention bias: every dense layer and LayerNorm runs on the
-    ``(1, tokens, hidden)`` real tokens only, and self-attention runs per group of rows of similar length
-    (:func:`bert_tf.compiled.packing_inputs`), each row attending to its own tokens as on the padded path.
-    """
-
-    indices: tf.Tensor  # (tokens,) int32 flat positions ``row * seq + column`` of the real tokens
-    batch: tf.Tensor  # scalar int32
-    seq: tf.Tensor  # scalar int32
-    groups: tuple[tuple[tf.Tensor, tf.Tensor], ...]  # per group: cells' packed tokens (rows, width), bias (rows, 1, 1, width)
-    unattend: tf.Tensor  # (tokens,) int32 each packed token's cell in the groups' concatenated cells
-
-    @classmethod
-    def make(cls, packing, batch: tf.Tensor, seq: tf.Tensor) -> "PackedTokens":
-        """From the tensors of :func:`bert_tf.compiled.packing_inputs` and the padded batch's shape."""
-        shapes = packing["unpad_attend_shapes"]  # (ATTENTION_GROUPS, 2)
-        cells = tf.split(packing["unpad_attend_index"], shapes[:, 0] * shapes[:, 1], num=ATTENTION_GROUPS)
-        lengths = tf.split(packing["unpad_attend_lengths"], shapes[:, 0], num=ATTENTION_GROUPS)
-        groups = []
-        for g in range(ATTENTION_GROUPS):
-            index = tf.reshape(cells[g], shapes[g])  # (rows, width)
-            allowed = tf.range(shapes[g, 1])[None, :] < lengths[g][:, None]
-            groups.append((index, tf.where(allowed, 0.0, _MIN)[:, None, None, :]))  # (rows, 1, 1, width)
-        return cls(packing["unpad_indices"], batch, seq, tuple(groups), packing["unpad_unattend"])
-
-    def pack(self, x: tf.Tensor) -> tf.Tensor:
-        """``(batch, seq, width)`` -> ``(1, tokens, width)``: the real tokens only."""
-        flat = tf.reshape(x, tf.stack([self.batch * self.seq, tf.shape(x)[-1]]))
-        return tf.gather(flat, self.indices)[None]
-
-    def unpack(self, x: tf.Tensor) -> tf.Tensor:
-        """``(1, tokens, width)`` -> ``(batch, seq, width)``, zeros at padded positions."""
-        width = tf.shape(x)[-1]
-        flat = tf.scatter_nd(self.indices[:, None], x[0], tf.stack([self.batch * self.seq, width]))
-        return tf.reshape(flat, tf.stack([self.batch, self.seq, width]))
-
-    def attend(self, query: tf.Tensor, key: tf.Tensor, value: tf.Tensor, attend) -> tf.Tensor:
-        """Packed ``(1, tokens, width)`` projections -> packed context, one ``attend`` call per group.
-
-        ``attend(query, key, value, bias)`` takes ``(rows, width_g, hidden)`` blocks and a
-        ``(rows, 1, 1, width_g)`` bias and returns the ``(rows, width_g, hidden)`` context.
-        """
-        contexts = []
-        for index, bias in self.groups:
-            context = attend(*(tf.gather(x[0], index) for x in (query, key, value)), bias)
-            contexts.append(tf.reshape(context, tf.stack([-1, tf.shape(context)[-1]])))
-        return tf.gather(tf.concat(contexts, 0), self.unattend)[None]
-
-
 class TFBertSelfAttention(ConfigLayer):
     """Multi-head attention projections; self-attention, or cross-attention over ``encoder_hidden_states``.
 
@@ -272,8 +211,8 @@ class TFBertSelfAttention(ConfigLayer):
         Args:
             hidden_states: ``(batch, q_len, hidden)``.
             attention_bias: additive float32 ``(batch, 1, q_len, k_len)`` (see :func:`make_attention_bias`),
-                or :class:`PackedTokens` when ``hidden_states`` holds only the real tokens ``(1, tokens, hidden)``
-                (the context comes back packed too).
+                or :class:`~bert_tf.compiled.PackedTokens` when ``hidden_states`` holds only the real tokens
+                ``(1, tokens, hidden)`` (the context comes back packed too).
             head_mask: ``(1, heads, 1, 1)`` multiplier of the probabilities, or None.
             encoder_hidden_states: ``(batch, enc_len, hidden)`` for cross-attention.
             past_key_value: cached ``(key, value)``, each ``(batch, heads, past, head_dim)``;

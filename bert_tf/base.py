@@ -211,7 +211,7 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         return super().__call__(*args, **kwargs)
 
     def _eager_unpad_mode(self, args, kwargs, arguments: dict | None) -> UnpadPlan | bool:
-        """:func:`~bert_tf.compiled.unpad_mode` of an eager Keras call; a call nested in a layer's keeps its caller's."""
+        """:func:`~bert_tf.compiled.unpad_mode` of an eager Keras call; one nested in a layer's keeps its caller's."""
         if global_state.get_global_attribute("current_call_ctx") is not None:
             return False
         if arguments is not None:  # eager inference (the model's first call)

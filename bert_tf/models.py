@@ -29,9 +29,9 @@ from bert_core.heads import CACHE_ARGS, ENCODER_ARGS, HEADS, INPUT_ARGS, Head
 
 from . import losses
 from ._common import dense
-from .attention import PackedTokens, make_attention_bias
+from .attention import make_attention_bias
 from .base import TFBertPreTrainedModel, check_inputs
-from .compiled import unpadding
+from .compiled import PackedTokens, unpadding
 from .embeddings import TFBertEmbeddings
 from .encoder import TFBertEncoder
 from .heads import TFBertOnlyMLMHead, TFBertOnlyNSPHead, TFBertPooler, TFBertPreTrainingHeads
@@ -79,7 +79,7 @@ class TFBertModel(TFBertPreTrainedModel):
 
     Eager inference follows the rule of :mod:`bert_core.unpad`: zeros at masked positions of
     ``last_hidden_state`` / ``hidden_states``, and a right-padded batch with enough padding runs its
-    dense layers on the real tokens only (:class:`~bert_tf.attention.PackedTokens`); see ``set_unpadding``.
+    dense layers on the real tokens only (:class:`~bert_tf.compiled.PackedTokens`); see ``set_unpadding``.
     """
 
     head = HEADS["base"]

@@ -96,7 +96,7 @@ def test_the_default_call_equals_transformers_on_real_positions_and_zeroes_the_p
         padded = model(**inputs, output_hidden_states=True)
     model._called_eagerly = False  # the first inference call is the eager Keras call: it follows the rule too
     packs = []
-    monkeypatch.setattr(bert_tf.attention.PackedTokens, "unpack", _counted(bert_tf.attention.PackedTokens.unpack, packs))
+    monkeypatch.setattr(bert_tf.compiled.PackedTokens, "unpack", _counted(bert_tf.compiled.PackedTokens.unpack, packs))
     for call in ("first (eager)", "graph"):
         got = model(**inputs, output_hidden_states=True)
         assert packs or call == "graph", "the eager call's dense layers should run on the packed tokens"
