@@ -1,7 +1,8 @@
 """``model(**inputs)`` in eager inference runs a compiled graph (bert_tf.compiled) and returns what the eager call returns.
 
 The reference is the same model with Keras' ``run_eagerly = True``: the plain eager Keras call.
-Claims: every head and call option gives the eager call's output class, fields and numbers; calls the
+Claims: every head and call option gives the eager call's output class, fields and numbers (zeros at masked
+positions where bert_core.unpad's rule applies, whose own claims are tests/test_tf_unpad.py's); calls the
 compiled path cannot take (cache, inputs_embeds, head_mask) fall back to eager; a tape, ``training``,
 ``tf.function`` and ``run_eagerly`` keep the eager Keras call (gradients equal); a stream of shapes
 traces one graph.
