@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
+from keras.src.backend.common import global_state
 
 from bert_core.config import BertConfig
 from bert_core.errors import ConfigError
@@ -21,11 +22,12 @@ from bert_core.heads import HEADS, Head
 from bert_core.hub import PushToHubMixin
 from bert_core.inputs import InputError, validate_inputs
 from bert_core.outputs import ModelOutput
+from bert_core.unpad import UnpadPlan, check_unpadding
 from conversion.rules import TIED_KEYS, from_framework_key
 
 from ._common import is_symbolic
 from .attention import ATTN_IMPLEMENTATIONS, TFBertSelfAttention
-from .compiled import CompiledCall, compilable_arguments
+from .compiled import CompiledCall, Unpadding, compilable_arguments, packing_inputs, unpad_mode, unpadding_scope
 
 __all__ = ["TFBertPreTrainedModel", "named_weights", "dense_gradients", "check_inputs"]
 
@@ -134,6 +136,8 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
     supports_gradient_checkpointing = False
     #: The output fields a Keras compiled loss / metric sees (the first one set).
     logits_names: tuple[str, ...] = ("logits",)
+    #: :meth:`set_unpadding`'s choice (None: eager inference calls only); a plain attribute, never a Keras one.
+    _unpad_inputs: bool | None = None
 
     def __init__(self, config: BertConfig, **kwargs) -> None:
         if not isinstance(config, BertConfig):
@@ -192,13 +196,33 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
             args = args[1:]
         # Eager inference runs the cached graph (same outputs) once the model has been called eagerly: the
         # first call builds it, and a model called once would pay a trace (~30 eager calls) for nothing.
-        # Training, tapes and tracing stay eager Keras calls.
+        # Training, tapes and tracing stay eager Keras calls. Both eager paths follow bert_core.unpad's rule.
         if tf.executing_eagerly():
             arguments = compilable_arguments(self, args, kwargs)
             if arguments is not None and self._called_eagerly:
-                return self._compiled(jit_compile=False)(**arguments)
+                return self._compiled(jit_compile=False)(**arguments, unpad=unpad_mode(self, arguments, True))
             self._called_eagerly = True
+            unpad = self._eager_unpad_mode(args, kwargs, arguments)
+            if unpad is not False:
+                packing = ({k: tf.constant(v) for k, v in packing_inputs(unpad).items()}
+                           if isinstance(unpad, UnpadPlan) else None)
+                with unpadding_scope(Unpadding(packing)):
+                    return super().__call__(*args, **kwargs)
         return super().__call__(*args, **kwargs)
+
+    def _eager_unpad_mode(self, args, kwargs, arguments: dict | None) -> UnpadPlan | bool:
+        """:func:`~bert_tf.compiled.unpad_mode` of an eager Keras call; one nested in a layer's keeps its caller's."""
+        if global_state.get_global_attribute("current_call_ctx") is not None:
+            return False
+        if arguments is not None:  # eager inference (the model's first call)
+            return unpad_mode(self, arguments, inference=True)
+        if self._unpad_inputs is not True:
+            return False
+        try:
+            bound = inspect.signature(self.call).bind(*args, **kwargs).arguments
+        except TypeError:  # the eager call raises its own error
+            return False
+        return unpad_mode(self, {k: v for k, v in bound.items() if v is not None}, inference=False)
 
     def _inputs_by_position(self, values, kwargs) -> dict[str, Any]:
         """``{argument: tensor}`` of a list / tuple of inputs, in the order of :meth:`call`'s arguments."""
@@ -290,6 +314,31 @@ class TFBertPreTrainedModel(PushToHubMixin, keras.Model):
         if jit_compile not in cache:
             cache[jit_compile] = CompiledCall(self, jit_compile=jit_compile)
         return cache[jit_compile]
+
+    def set_unpadding(self, enabled: bool | None = True) -> None:
+        """Choose which calls follow the inference rule of :mod:`bert_core.unpad`.
+
+        Those calls return zeros at masked positions of ``last_hidden_state`` / ``hidden_states`` and,
+        on a right-padded batch with enough padding, run the dense layers on the real tokens only. Real
+        positions, the pooler and pooled heads keep their values (to float rounding); losses over padded
+        positions (question answering's softmax over the sequence) change.
+
+        Args:
+            enabled: ``None`` (the default of a new model): eager inference calls only (``model(**inputs)``
+                outside a tape, ``tf.function``, ``fit`` / ``predict``, ``training`` falsy, no labels of a
+                per-token head, no :func:`~bert_core.unpad.padding_read`); ``True``: every eager call where
+                it applies, training and tapes included (leave it off when training on a loss over padded
+                positions); ``False``: never (``transformers``' values at every position). Tracing
+                (``tf.function``, ``fit``, SavedModel and serving signatures, ``compiled_call``) always keeps
+                the padded path.
+
+        Raises:
+            ConfigError: ``enabled`` is not True, False or None.
+        """
+        check_unpadding(enabled)
+        for layer in self._flatten_layers(include_self=True):
+            if isinstance(layer, TFBertPreTrainedModel):
+                object.__setattr__(layer, "_unpad_inputs", enabled)  # not a Keras-tracked attribute
 
     # -- attention ----------------------------------------------------------
 

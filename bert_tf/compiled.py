@@ -9,7 +9,13 @@ sequence lengths are padded up to a few buckets (16, 32, 64, ...) and a stream
 of batches of varied lengths compiles a handful of programs, not one per batch.
 Padded positions carry ``attention_mask = 0``; every output is sliced back to
 the true length and losses are computed on the sliced outputs, so results equal
-the eager call's. Inputs are checked on the host first
+the eager call's.
+
+The plain graph eager inference runs also follows the inference rule of :mod:`bert_core.unpad`
+(:func:`unpad_mode` decides per call, on the host): zeros at masked positions and, when
+:meth:`~bert_core.unpad.UnpadPlan.from_mask` finds a plan, the real tokens' indices as more
+graph inputs, so the dense layers run on the real tokens only (still one graph per argument set,
+whatever the token count; :func:`packing_inputs`). Inputs are checked on the host first
 (:func:`bert_core.validate_inputs`): inside the compiled graph an out-of-range id
 would be clamped silently by XLA's gather.
 """
@@ -17,7 +23,10 @@ would be clamped silently by XLA's gather.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -27,10 +36,13 @@ from keras.src.backend.common.stateless_scope import in_stateless_scope
 from bert_core import outputs as out
 from bert_core.errors import ConfigError
 from bert_core.inputs import max_sequence_length, validate_inputs
+from bert_core.unpad import UnpadPlan, reads_padding
 
 from ._common import is_symbolic
 
-__all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "compilable_arguments", "bucket_dataset"]
+__all__ = ["DEFAULT_BUCKETS", "bucket_length", "pad_to_length", "CompiledCall", "compilable_arguments",
+           "bucket_dataset", "Unpadding", "unpadding", "unpadding_scope", "unpad_mode", "packing_inputs",
+           "PackedTokens", "ATTENTION_GROUPS", "PACKING_INPUTS"]
 
 DEFAULT_BUCKETS = (16, 32, 64, 128, 256, 512)
 #: Inputs padded along their last (sequence) axis, and the value padding gets (None: the pad token id).
@@ -40,6 +52,123 @@ _LABELS = ("labels", "next_sentence_label", "start_positions", "end_positions")
 #: Output classes whose ``logits`` have a sequence axis (axis 1).
 _TOKEN_LOGITS = (out.MaskedLMOutput, out.CausalLMOutputWithCrossAttentions, out.TokenClassifierOutput)
 _SEQUENCE_FIELDS = ("last_hidden_state", "prediction_logits", "start_logits", "end_logits")
+
+
+#: Self-attention of packed tokens runs on this many groups of rows of similar length, each padded to its
+#: longest row only: on 32 rows of 8..125 tokens that computes ~46% of the padded (batch, seq, seq) scores
+#: (8 groups measured faster than 4 there, and cost the same on a padded 2 x 16 batch).
+ATTENTION_GROUPS = 8
+
+
+@dataclass(frozen=True)
+class PackedTokens:
+    """The real tokens of a right-padded ``(batch, seq)`` batch laid end to end (:mod:`bert_core.unpad`).
+
+    Passed down the encoder in place of the attention bias: every dense layer and LayerNorm runs on the
+    ``(1, tokens, hidden)`` real tokens only, and self-attention runs per group of rows of similar length
+    (:func:`bert_tf.compiled.packing_inputs`), each row attending to its own tokens as on the padded path.
+    """
+
+    indices: tf.Tensor  # (tokens,) int32 flat positions ``row * seq + column`` of the real tokens
+    batch: tf.Tensor  # scalar int32
+    seq: tf.Tensor  # scalar int32
+    groups: tuple[tuple[tf.Tensor, tf.Tensor], ...]  # per group: (rows, width) cells' tokens, (rows, 1, 1, width) bias
+    unattend: tf.Tensor  # (tokens,) int32 each packed token's cell in the groups' concatenated cells
+
+    @classmethod
+    def make(cls, packing, batch: tf.Tensor, seq: tf.Tensor) -> "PackedTokens":
+        """From the tensors of :func:`bert_tf.compiled.packing_inputs` and the padded batch's shape."""
+        shapes = packing["unpad_attend_shapes"]  # (ATTENTION_GROUPS, 2)
+        cells = tf.split(packing["unpad_attend_index"], shapes[:, 0] * shapes[:, 1], num=ATTENTION_GROUPS)
+        lengths = tf.split(packing["unpad_attend_lengths"], shapes[:, 0], num=ATTENTION_GROUPS)
+        groups = []
+        for g in range(ATTENTION_GROUPS):
+            index = tf.reshape(cells[g], shapes[g])  # (rows, width)
+            allowed = tf.range(shapes[g, 1])[None, :] < lengths[g][:, None]
+            groups.append((index, tf.where(allowed, 0.0, tf.float32.min)[:, None, None, :]))  # (rows, 1, 1, width)
+        return cls(packing["unpad_indices"], batch, seq, tuple(groups), packing["unpad_unattend"])
+
+    def pack(self, x: tf.Tensor) -> tf.Tensor:
+        """``(batch, seq, width)`` -> ``(1, tokens, width)``: the real tokens only."""
+        flat = tf.reshape(x, tf.stack([self.batch * self.seq, tf.shape(x)[-1]]))
+        return tf.gather(flat, self.indices)[None]
+
+    def unpack(self, x: tf.Tensor) -> tf.Tensor:
+        """``(1, tokens, width)`` -> ``(batch, seq, width)``, zeros at padded positions."""
+        width = tf.shape(x)[-1]
+        flat = tf.scatter_nd(self.indices[:, None], x[0], tf.stack([self.batch * self.seq, width]))
+        return tf.reshape(flat, tf.stack([self.batch, self.seq, width]))
+
+    def attend(self, query: tf.Tensor, key: tf.Tensor, value: tf.Tensor, attend) -> tf.Tensor:
+        """Packed ``(1, tokens, width)`` projections -> packed context, one ``attend`` call per group.
+
+        ``attend(query, key, value, bias)`` takes ``(rows, width_g, hidden)`` blocks and a
+        ``(rows, 1, 1, width_g)`` bias and returns the ``(rows, width_g, hidden)`` context.
+        """
+        contexts = []
+        for index, bias in self.groups:
+            context = attend(*(tf.gather(x[0], index) for x in (query, key, value)), bias)
+            contexts.append(tf.reshape(context, tf.stack([-1, tf.shape(context)[-1]])))
+        return tf.gather(tf.concat(contexts, 0), self.unattend)[None]
+
+
+#: The packed path's extra graph inputs (int32), in this order (see :func:`packing_inputs`).
+PACKING_INPUTS = ("unpad_indices", "unpad_attend_index", "unpad_attend_lengths", "unpad_attend_shapes",
+                  "unpad_unattend")
+
+
+def packing_inputs(plan: UnpadPlan) -> dict[str, np.ndarray]:
+    """The host-side arrays the packed path takes: where the real tokens are, and how attention groups them.
+
+    ``unpad_indices`` ``(tokens,)``: the plan's flat positions of the real tokens. Rows sorted by length are
+    split into :data:`ATTENTION_GROUPS` groups (some empty when there are fewer rows); group ``g`` attends as
+    an ``(rows_g, width_g)`` block, ``width_g`` its longest row: ``unpad_attend_shapes`` ``(groups, 2)`` holds
+    those shapes, ``unpad_attend_index`` the packed token each block cell reads (the blocks flattened and
+    concatenated; a cell past its row's end reads the row's last token, which the bias masks),
+    ``unpad_attend_lengths`` ``(batch,)`` the rows' lengths in block order, and ``unpad_unattend``
+    ``(tokens,)`` where each packed token's cell is in that concatenation.
+    """
+    lengths, starts = np.asarray(plan.lengths), np.asarray(plan.offsets[:-1])
+    order = np.argsort(lengths, kind="stable")
+    index, shapes, unattend, base = [], [], np.empty(plan.tokens, np.int64), 0
+    for rows in np.array_split(order, ATTENTION_GROUPS):
+        width = int(lengths[rows].max()) if rows.size else 0
+        columns = np.arange(width)[None, :]
+        block = starts[rows, None] + np.minimum(columns, lengths[rows, None] - 1)  # (rows, width)
+        real = columns < lengths[rows, None]
+        unattend[block[real]] = base + np.flatnonzero(real)
+        index.append(block.ravel())
+        shapes.append((rows.size, width))
+        base += rows.size * width
+    arrays = (plan.indices, np.concatenate(index), lengths[order], np.array(shapes), unattend)
+    return {name: array.astype(np.int32) for name, array in zip(PACKING_INPUTS, arrays)}
+
+
+@dataclass(frozen=True)
+class Unpadding:
+    """How the encoder call in progress follows the inference rule: zeros at masked positions, and the real
+    tokens packed when ``packing`` (the tensors of :func:`packing_inputs`, by name) is set."""
+
+    packing: Mapping[str, tf.Tensor] | None = None
+
+
+# Set around a top-level call (or inside the graph function while it traces), read by TFBertModel.call.
+_UNPADDING: ContextVar[Unpadding | None] = ContextVar("tribert_tf_unpadding", default=None)
+
+
+@contextmanager
+def unpadding_scope(value: Unpadding | None) -> Iterator[None]:
+    """Run the model calls inside with ``value`` as their :func:`unpadding`."""
+    token = _UNPADDING.set(value)
+    try:
+        yield
+    finally:
+        _UNPADDING.reset(token)
+
+
+def unpadding() -> Unpadding | None:
+    """The :class:`Unpadding` of the model call in progress (None: the padded path, ``transformers``' values)."""
+    return _UNPADDING.get()
 
 
 def bucket_length(length: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
@@ -107,7 +236,8 @@ class CompiledCall:
     ``token_type_ids``, ``position_ids``, labels, ``output_hidden_states``,
     ``output_attentions``, ``return_dict``) and returns the same output object, sliced to the true length.
     Decoder caches and cross-attention inputs are not compiled (a decoder returns no cache here);
-    call the model for those.
+    call the model for those. ``unpad`` (plain graph only; what :func:`unpad_mode` returned) makes
+    the call follow the inference rule of :mod:`bert_core.unpad`.
     """
 
     def __init__(self, model, *, jit_compile: bool = True, buckets: Sequence[int] = DEFAULT_BUCKETS) -> None:
@@ -116,20 +246,23 @@ class CompiledCall:
         self.buckets = tuple(buckets)
         self._functions: dict[tuple, tf.types.experimental.PolymorphicFunction] = {}
 
-    def _function(self, names: tuple[str, ...], ranks: tuple[int, ...], flags: tuple[bool, bool]):
+    def _function(self, names: tuple[str, ...], ranks: tuple[int, ...], flags: tuple[bool, bool, bool]):
         # The attention switch is read while tracing: a graph per implementation, so switching takes effect.
         key = (names, ranks, flags, self.model.attn_implementation)
         if key not in self._functions:
             signature = [tf.TensorSpec([None] * rank, tf.int32, name=name) for name, rank in zip(names, ranks)]
-            output_hidden_states, output_attentions = flags
+            output_hidden_states, output_attentions, unpad = flags
 
             # A cache computed over bucket padding would be wrong to return: the compiled path keeps none.
             no_cache = {"use_cache": False} if "use_cache" in inspect.signature(self.model.call).parameters else {}
 
             def forward(*tensors):
-                return self.model(**dict(zip(names, tensors)), output_hidden_states=output_hidden_states,
-                                  output_attentions=output_attentions, return_dict=True, training=False,
-                                  **no_cache)
+                inputs = dict(zip(names, tensors))
+                packing = {name: inputs.pop(name) for name in PACKING_INPUTS if name in inputs} or None
+                with unpadding_scope(Unpadding(packing) if unpad else None):
+                    return self.model(**inputs, output_hidden_states=output_hidden_states,
+                                      output_attentions=output_attentions, return_dict=True, training=False,
+                                      **no_cache)
 
             self._functions[key] = tf.function(forward, input_signature=signature, jit_compile=self.jit_compile)
         return self._functions[key]
@@ -139,7 +272,7 @@ class CompiledCall:
         return sum(f.experimental_get_tracing_count() for f in self._functions.values())
 
     def __call__(self, output_hidden_states: bool | None = None, output_attentions: bool | None = None,
-                 return_dict=None, **inputs) -> Any:
+                 return_dict=None, *, unpad: UnpadPlan | bool = False, **inputs) -> Any:
         labels = {k: inputs.pop(k) for k in _LABELS if inputs.get(k) is not None}
         unknown = sorted(k for k, v in inputs.items() if v is not None and k not in _COMPILED_INPUTS)
         if unknown or inputs.get("inputs_embeds") is not None:
@@ -161,10 +294,15 @@ class CompiledCall:
         padded = pad_to_length(inputs, length, config.pad_token_id or 0)
         if "position_ids" in padded:  # the padding's positions count on; keep them inside the table
             padded["position_ids"] = np.minimum(padded["position_ids"], max_sequence_length(config) - 1)
+        if unpad is not False and self.jit_compile:
+            raise ConfigError("unpad is for the plain graph (jit_compile=False): XLA pads inputs to buckets")
         names = tuple(sorted(padded))
         tensors = [tf.constant(padded[n], tf.int32) for n in names]
+        if isinstance(unpad, UnpadPlan):
+            packing = packing_inputs(unpad)
+            names, tensors = names + tuple(packing), tensors + [tf.constant(v) for v in packing.values()]
         function = self._function(names, tuple(t.shape.rank for t in tensors),
-                                  (bool(output_hidden_states), bool(output_attentions)))
+                                  (bool(output_hidden_states), bool(output_attentions), unpad is not False))
         output = function(*tensors)
         if length != real:
             output = _slice(output, real)
@@ -237,6 +375,42 @@ def compilable_arguments(model, args: tuple, kwargs: dict) -> dict | None:
     if mask is not None and np.ndim(mask) not in (np.ndim(ids), np.ndim(ids) + 1):
         return None
     return arguments
+
+
+#: Arguments that keep the padded path: the rule covers encoder self-attention without per-head options.
+_PADDED_PATH_ARGS = ("head_mask", "encoder_hidden_states", "encoder_attention_mask", "past_key_values")
+
+
+@tf.autograph.experimental.do_not_convert  # host-side Python, never part of a graph
+def unpad_mode(model, arguments: Mapping[str, Any], inference: bool) -> UnpadPlan | bool:
+    """How an eager call with ``arguments`` (by name) follows the inference rule of :mod:`bert_core.unpad`.
+
+    ``False``: the padded path (``transformers``' values at masked positions); ``True``: zeros at masked
+    positions; an :class:`~bert_core.unpad.UnpadPlan`: zeros there and the dense layers on the real tokens
+    only. ``inference`` says the call is eager inference (:func:`compilable_arguments`); with
+    ``set_unpadding(None)`` (the default) only those calls follow the rule, with ``True`` every eager call.
+    """
+    enabled = model._unpad_inputs
+    if enabled is False or (enabled is None and (not inference or reads_padding())):
+        return False
+    config = model.config
+    output_attentions = arguments.get("output_attentions")
+    output_attentions = config.output_attentions if output_attentions is None else output_attentions
+    mask = arguments.get("attention_mask")
+    source = arguments.get("input_ids")
+    rank = np.ndim(source) if source is not None else np.ndim(arguments.get("inputs_embeds")) - 1
+    if (mask is None or is_symbolic(mask) or config.is_decoder or output_attentions or np.ndim(mask) != rank
+            or any(arguments.get(k) is not None for k in _PADDED_PATH_ARGS)):
+        return False
+    # A loss over per-token logits reads the padded positions (bert_torch mirrors this with padding_read).
+    if enabled is None and model.head.reads != "pooled" and any(arguments.get(k) is not None
+                                                                for k in model.label_names):
+        return False
+    mask = np.asarray(mask)
+    mask = mask.reshape(-1, mask.shape[-1]) != 0  # multiple choice: (batch * choices, seq), as the encoder sees it
+    if mask.all():
+        return False  # nothing masked
+    return UnpadPlan.from_mask(mask) or True
 
 
 def bucket_dataset(dataset: tf.data.Dataset, batch_size: int, *, buckets: Sequence[int] = DEFAULT_BUCKETS,

@@ -31,6 +31,7 @@ from . import losses
 from ._common import dense
 from .attention import make_attention_bias
 from .base import TFBertPreTrainedModel, check_inputs
+from .compiled import PackedTokens, unpadding
 from .embeddings import TFBertEmbeddings
 from .encoder import TFBertEncoder
 from .heads import TFBertOnlyMLMHead, TFBertOnlyNSPHead, TFBertPooler, TFBertPreTrainingHeads
@@ -75,6 +76,10 @@ class TFBertModel(TFBertPreTrainedModel):
     Returns :class:`BaseModelOutputWithPoolingAndCrossAttentions`: ``last_hidden_state
     (batch, seq, hidden)``, ``pooler_output (batch, hidden)``, and on request hidden states,
     attentions, cross-attentions and (decoder, ``use_cache``) ``past_key_values``.
+
+    Eager inference follows the rule of :mod:`bert_core.unpad`: zeros at masked positions of
+    ``last_hidden_state`` / ``hidden_states``, and a right-padded batch with enough padding runs its
+    dense layers on the real tokens only (:class:`~bert_tf.compiled.PackedTokens`); see ``set_unpadding``.
     """
 
     head = HEADS["base"]
@@ -162,15 +167,34 @@ class TFBertModel(TFBertPreTrainedModel):
         embedding_output = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
                                            position_ids=position_ids, inputs_embeds=inputs_embeds,
                                            past_key_values_length=past_key_values_length, training=training)
-        encoded = self.encoder(embedding_output, attention_bias=attention_bias,
+        # The inference rule (bert_core.unpad), as the top-level call decided it (bert_tf.compiled.unpad_mode).
+        unpad = unpadding() if (attention_mask is not None and attention_mask.shape.rank == 2
+                                and past_key_values is None and head_mask is None and not config.is_decoder
+                                and encoder_hidden_states is None and not output_attentions) else None
+        packed = None
+        if unpad is not None and unpad.packing is not None:
+            shape = tf.shape(embedding_output)
+            packed = PackedTokens.make(unpad.packing, shape[0], shape[1])
+            embedding_output = packed.pack(embedding_output)  # (1, tokens, hidden): no compute on padding
+        encoded = self.encoder(embedding_output, attention_bias=attention_bias if packed is None else packed,
                                head_mask=_head_mask(head_mask, config), encoder_hidden_states=encoder_hidden_states,
                                encoder_attention_bias=encoder_attention_bias, past_key_values=past_key_values,
                                use_cache=use_cache, output_attentions=output_attentions,
                                output_hidden_states=output_hidden_states, training=training)
-        sequence_output = encoded.last_hidden_state
+        sequence_output, hidden_states = encoded.last_hidden_state, encoded.hidden_states
+        if packed is not None:
+            sequence_output = packed.unpack(sequence_output)
+            if hidden_states is not None:
+                hidden_states = tuple(packed.unpack(h) for h in hidden_states)
+        # The pooler reads position 0 as computed (a left-padded batch's is padding, as in transformers).
         pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        if unpad is not None and packed is None:
+            keep = tf.cast(attention_mask, tf.bool)[:, :, None]  # (batch, seq, 1)
+            sequence_output = tf.where(keep, sequence_output, tf.zeros_like(sequence_output))
+            if hidden_states is not None:
+                hidden_states = tuple(tf.where(keep, h, tf.zeros_like(h)) for h in hidden_states)
         output = out.BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=sequence_output, pooler_output=pooled, hidden_states=encoded.hidden_states,
+            last_hidden_state=sequence_output, pooler_output=pooled, hidden_states=hidden_states,
             past_key_values=encoded.past_key_values, attentions=encoded.attentions,
             cross_attentions=encoded.cross_attentions)
         return _finish(output, return_dict, config)
