@@ -5,7 +5,9 @@ transformers 4.x Flax models: ``model(**inputs, params=None, dropout_rng=None,
 train=False)`` checks the inputs on the host (:func:`check_inputs`), then runs
 one jitted ``module.apply`` (compiled once per input shapes and switches); it
 is differentiable with respect to ``params`` and returns the ``bert_core``
-output classes (registered pytrees). It also holds the attention switch
+output classes (registered pytrees). An inference call follows the rule of
+:mod:`bert_core.unpad` (zeros at masked positions, the real tokens packed where
+it pays off; ``set_unpadding``). It also holds the attention switch
 (``set_attn_implementation``), scan/remat switches, precision casts and
 ``from_pretrained`` / ``save_pretrained``.
 """
@@ -312,7 +314,9 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
             train: enable dropout.
 
         Returns:
-            The head's ``bert_core`` output class, or its tuple when ``return_dict=False``.
+            The head's ``bert_core`` output class, or its tuple when ``return_dict=False``. An inference
+            call returns zeros at the masked positions of ``last_hidden_state`` / ``hidden_states``
+            (see :meth:`set_unpadding`).
 
         Raises:
             InputError: ids, token types or positions outside their tables (checked on the host first).
