@@ -58,7 +58,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     cases = {"1x16": dense_batch(30522, rng, 1, 16), "8x128": dense_batch(30522, rng, 8, 128),
-             "mixed 32 x 8..128": mixed_batch(30522, rng)[0]}
+             "mixed 32 x 8..128": mixed_batch(30522, rng)}
     report = {"load_average": list(os.getloadavg()), "cpus": os.cpu_count(), "threads": args.threads}
     for name, batch in cases.items():
         calls = {"hf": lambda: hf.default_call(batch), "flax default": lambda: flax(batch)}

@@ -9,8 +9,7 @@ canonical checkpoint. Each :class:`Impl` offers the paths a user gets:
 - ``mixed(batch, sequences)``: a mixed-length batch through the backend's
   no-padding route (torch: the default call, which unpads; flax/tf: packed rows, packing included
   in the time; hf: padded, as transformers runs it);
-- ``mixed_padded(batch)``: flax/tf on the padded batch, every padded token computed (flax: inside
-  ``padding_read()``, its default call packing the batch otherwise), to show what packing buys;
+- ``mixed_padded(batch)``: flax/tf on the padded batch, to show what packing buys;
 - ``default_call(batch)``: ``model(**inputs)`` as a user first calls it (tf: its cached graph, not eager Keras);
 - ``pipeline(text)``: ``pipeline("feature-extraction")`` on one sentence.
 
@@ -112,7 +111,6 @@ class Impl:
         import jax.numpy as jnp
 
         import bert_flax
-        from bert_core.unpad import padding_read
 
         self.model = bert_flax.FlaxBertModel.from_pretrained(self.directory, dtype=getattr(jnp, self.dtype))
         pad = self.model.config.pad_token_id or 0
@@ -120,12 +118,7 @@ class Impl:
         def call(batch):
             return np.asarray(self.model(**batch).last_hidden_state.block_until_ready(), dtype=np.float32)
 
-        def padded(batch):
-            with padding_read():  # every padded token computed (the default call packs a mixed batch)
-                return call(batch)
-
-        self.dense = self.default_call = call
-        self._mixed_padded = padded
+        self.dense = self.default_call = self._mixed_padded = call
         self.mixed = lambda batch, sequences: call(packed_inputs(sequences, pad))
         self.peak = matmul_peak(lambda a, b: jnp.asarray(a) @ jnp.asarray(b), lambda x: x.block_until_ready())
 

@@ -143,7 +143,7 @@ def test_the_reloaded_artifact_equals_the_framework_model(target, head, reloaded
     for batch, seq in SHAPES:
         case = f"{target}/{head}/{batch}x{seq}"
         feed = {k: inputs[f"{case}/{k}"] for k in INPUT_NAMES}
-        # An exported program traces, so it keeps transformers' values at masked positions: the padded path's.
+        # An exported program traces: it computes masked positions as transformers does (bert_core.unpad).
         with padding_read():
             if target == "torch-export":
                 with torch.no_grad():
