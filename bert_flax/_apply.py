@@ -40,14 +40,21 @@ class ModuleKey:
         return isinstance(other, ModuleKey) and self._key == other._key
 
 
-@functools.partial(jax.jit, static_argnames=("module_key", "train", "output_attentions", "output_hidden_states"))
-def compiled_apply(params, inputs, dropout_rng, cache, *, module_key, train, output_attentions,
-                    output_hidden_states):
-    """``module.apply`` for the wrappers, compiled once per module, input shapes and switches."""
+@functools.partial(jax.jit, static_argnames=("module_key", "train", "output_attentions", "output_hidden_states",
+                                             "zero_padding"))
+def compiled_apply(params, inputs, dropout_rng, cache, packing=None, *, module_key, train, output_attentions,
+                    output_hidden_states, zero_padding=False):
+    """``module.apply`` for the wrappers, compiled once per module, input shapes and switches.
+
+    ``zero_padding`` / ``packing`` (``(indices, slots)``, :func:`bert_flax.unpad.packing_indices`): the
+    inference rule of :mod:`bert_core.unpad`, decided by the wrapper; each token bucket is a shape.
+    """
     module = module_key.module
     variables = {"params": params}
     kwargs = dict(deterministic=not train, output_attentions=output_attentions,
                   output_hidden_states=output_hidden_states, return_dict=True)
+    if zero_padding:
+        kwargs.update(zero_padding=True, packing=packing)
     rngs = {"dropout": dropout_rng} if dropout_rng is not None else {}
     if cache is None:
         return module.apply(variables, **inputs, **kwargs, rngs=rngs)

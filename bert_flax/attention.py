@@ -17,6 +17,7 @@ from jax import lax
 from bert_core.config import BertConfig
 
 from .embeddings import layer_norm, normal_init
+from .unpad import PackedBatch
 
 __all__ = [
     "ATTN_IMPLEMENTATIONS",
@@ -201,7 +202,9 @@ class FlaxBertSelfAttention(nn.Module):
         Args:
             hidden_states: ``(batch, q_len, hidden)``.
             attention_bias: additive ``(batch, 1, q_len, k_len)`` (see :func:`make_attention_bias`), or None.
-                Under the preallocated cache ``k_len`` is the cache's ``max_length``.
+                Under the preallocated cache ``k_len`` is the cache's ``max_length``. Or a
+                :class:`~bert_flax.unpad.PackedBatch`: ``hidden_states`` are then ``(1, bucket, hidden)``
+                packed tokens; attention runs in the padded layout and the context comes back packed.
             head_mask: ``(1, heads, 1, 1)`` multiplier of the probabilities, or None.
             encoder_hidden_states: ``(batch, enc_len, hidden)`` for cross-attention.
             past_key_value: cached ``(key, value)``, each ``(batch, heads, past, head_dim)``, concatenated
@@ -215,13 +218,21 @@ class FlaxBertSelfAttention(nn.Module):
             ``(context (batch, q_len, hidden), probs (batch, heads, q_len, k_len) or None, (key, value))``.
         """
         c = self.config
-        query = self._heads(self.query(hidden_states))  # (batch, heads, q_len, head_dim)
+        packed = attention_bias if isinstance(attention_bias, PackedBatch) else None
+        if packed is not None:
+            attention_bias = packed.attention_bias
+
+        def heads(x):
+            # Packed projections (1, bucket, hidden) go back to the padded layout: the scores run there, masked.
+            return self._heads(x if packed is None else packed.unpack(x))  # (batch, heads, len, head_dim)
+
+        query = heads(self.query(hidden_states))  # (batch, heads, q_len, head_dim)
         if self.is_cross_attention and past_key_value is not None:
             key, value = past_key_value
         else:
             source = encoder_hidden_states if self.is_cross_attention else hidden_states
-            key = self._heads(self.key(source))  # (batch, heads, k_len, head_dim)
-            value = self._heads(self.value(source))
+            key = heads(self.key(source))  # (batch, heads, k_len, head_dim)
+            value = heads(self.value(source))
             if past_key_value is not None:
                 key = jnp.concatenate([past_key_value[0], key], axis=2)  # (batch, heads, past + q_len, head_dim)
                 value = jnp.concatenate([past_key_value[1], value], axis=2)
@@ -250,6 +261,8 @@ class FlaxBertSelfAttention(nn.Module):
             context, probs = fused_attention(query, key, value, attention_bias, scaling=scaling), None
         batch, q_len = query.shape[0], query.shape[2]
         context = context.transpose(0, 2, 1, 3).reshape(batch, q_len, c.hidden_size)  # (batch, q_len, hidden)
+        if packed is not None:
+            context = packed.pack(context)  # (1, bucket, hidden)
         return context, (probs if output_attentions else None), (key, value)
 
 

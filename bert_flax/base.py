@@ -5,7 +5,9 @@ transformers 4.x Flax models: ``model(**inputs, params=None, dropout_rng=None,
 train=False)`` checks the inputs on the host (:func:`check_inputs`), then runs
 one jitted ``module.apply`` (compiled once per input shapes and switches); it
 is differentiable with respect to ``params`` and returns the ``bert_core``
-output classes (registered pytrees). It also holds the attention switch
+output classes (registered pytrees). An inference call follows the rule of
+:mod:`bert_core.unpad` (zeros at masked positions, the real tokens packed where
+it pays off; ``set_unpadding``). It also holds the attention switch
 (``set_attn_implementation``), scan/remat switches, precision casts and
 ``from_pretrained`` / ``save_pretrained``.
 """
@@ -26,18 +28,26 @@ from bert_core.errors import CheckpointError, ConfigError
 from bert_core.heads import FLAG_ARGS, HEADS, Head
 from bert_core.hub import PushToHubMixin
 from bert_core.inputs import validate_inputs
+from bert_core.unpad import check_unpadding, reads_padding
 
 from . import loading
 from ._apply import ModuleKey, compiled_apply
 from .attention import ATTN_IMPLEMENTATIONS
 from .generation import cache_index, cache_length
 from .scan import scan_to_unscanned_params, unscanned_to_scan_params
+from .unpad import packing_indices
 
 __all__ = ["FlaxBertPreTrainedModel", "check_inputs"]
 
 
 def _concrete(x):
     return None if x is None or isinstance(x, jax.core.Tracer) else x
+
+
+def _first_leaf(tree):
+    while isinstance(tree, Mapping):
+        tree = next(iter(tree.values()))
+    return tree
 
 
 def check_inputs(config: BertConfig, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
@@ -126,6 +136,7 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
         self._module_kwargs = dict(module_kwargs)
         self._params = None
         self._module_key = None
+        self._unpad_inputs: bool | None = None  # set_unpadding's choice
         self._check_attn_implementation(attn_implementation)
         self._build(gradient_checkpointing=gradient_checkpointing, scan_layers=scan_layers,
                     attn_implementation=attn_implementation)
@@ -159,6 +170,29 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
         """Switch the attention path (``"sdpa"`` | ``"eager"``); parameters and outputs are unchanged."""
         self._check_attn_implementation(attn_implementation)
         self._build(attn_implementation=attn_implementation)
+
+    def set_unpadding(self, enabled: bool | None = True) -> None:
+        """Choose which calls follow the inference rule of :mod:`bert_core.unpad`.
+
+        Those calls return zeros at the masked positions of ``last_hidden_state`` and ``hidden_states``
+        and, on a right-padded batch with at least 10% padding, run the dense layers on the real tokens
+        only (:mod:`bert_flax.unpad`). Real positions, the pooled output and the heads keep their values
+        (to float rounding); losses over padded positions (question answering's softmax over the
+        sequence) change.
+
+        Args:
+            enabled: ``None`` (the default of a new model): inference calls only, i.e. ``train=False``,
+                parameters and inputs not traced (not under your ``jax.grad`` / ``jax.jit``), no labels
+                of a per-token head, no :func:`~bert_core.unpad.padding_read`; ``True``: every call whose
+                inputs are concrete, training and ``jax.grad`` with respect to ``params`` included
+                (gradients equal the padded path's; leave it off when training on a loss over padded
+                positions); ``False``: never (``transformers``' values at every position). Traced
+                inputs (your ``jax.jit``, ``jax-export``, ``jax2tf``) always keep the padded path.
+
+        Raises:
+            ConfigError: ``enabled`` is not ``True``, ``False`` or ``None``.
+        """
+        self._unpad_inputs = check_unpadding(enabled)
 
     @property
     def scan_layers(self) -> bool:
@@ -280,7 +314,9 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
             train: enable dropout.
 
         Returns:
-            The head's ``bert_core`` output class, or its tuple when ``return_dict=False``.
+            The head's ``bert_core`` output class, or its tuple when ``return_dict=False``. An inference
+            call returns zeros at the masked positions of ``last_hidden_state`` / ``hidden_states``
+            (see :meth:`set_unpadding`).
 
         Raises:
             InputError: ids, token types or positions outside their tables (checked on the host first).
@@ -313,11 +349,34 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
         dropout_active = max(c.hidden_dropout_prob, c.attention_probs_dropout_prob, c.classifier_dropout or 0) > 0
         if train and dropout_active and dropout_rng is None:
             raise ValueError("train=True applies dropout: pass dropout_rng=jax.random.PRNGKey(...)")
-        output = compiled_apply(self.params if params is None else params, inputs, dropout_rng, cache,
+        zero_padding, packing = self._padding_rule(inputs, params, bool(train), flags["output_attentions"])
+        output = compiled_apply(self.params if params is None else params, inputs, dropout_rng, cache, packing,
                                 module_key=self._current_module_key(), train=bool(train),
                                 output_attentions=flags["output_attentions"],
-                                output_hidden_states=flags["output_hidden_states"])
+                                output_hidden_states=flags["output_hidden_states"], zero_padding=zero_padding)
         return output if flags["return_dict"] else output.to_tuple()
+
+    def _padding_rule(self, inputs: dict, params, train: bool, output_attentions: bool):
+        """``(zero_padding, packing)`` for this call, decided on the host (:mod:`bert_core.unpad`).
+
+        ``zero_padding``: the call returns zeros at masked positions; ``packing``: the ``(indices,
+        slots)`` of :func:`bert_flax.unpad.packing_indices` where packing pays off, else ``None``.
+        """
+        enabled, head = self._unpad_inputs, self.head
+        mask = inputs.get("attention_mask")
+        if (enabled is False or mask is None or mask.ndim != (3 if head.choices else 2) or self.config.is_decoder
+                or output_attentions or "head_mask" in inputs or "encoder_hidden_states" in inputs):
+            return False, None
+        if enabled is None and (train or reads_padding()
+                                or (head.reads != "pooled" and any(n in inputs for n in head.labels))
+                                or (params is not None and isinstance(_first_leaf(params), jax.core.Tracer))):
+            return False, None
+        if any(isinstance(x, jax.core.Tracer) for x in inputs.values()):
+            return False, None  # traced inputs have no values to decide on
+        mask = mask if isinstance(mask, np.ndarray) else np.asarray(mask)
+        if mask.all():
+            return False, None
+        return True, packing_indices(mask.reshape(-1, mask.shape[-1]))
 
     def _current_module_key(self) -> ModuleKey:
         """The compiled-code key of ``module``, rebuilt only after ``module`` or ``config`` changed."""

@@ -30,6 +30,7 @@ from .encoder import FlaxBertEncoder
 from .generation import FlaxCacheMixin, FlaxGenerationMixin
 from .heads import FlaxBertOnlyMLMHead, FlaxBertOnlyNSPHead, FlaxBertPooler, FlaxBertPreTrainingHeads
 from .losses import head_loss
+from .unpad import PackedBatch
 
 __all__ = ["FlaxBertModule", "FlaxBertModel", "build_head"]  # the head classes are added below
 
@@ -87,7 +88,8 @@ class FlaxBertModule(nn.Module):
     def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                  inputs_embeds=None, encoder_hidden_states=None, encoder_attention_mask=None,
                  output_attentions: bool = False, output_hidden_states: bool = False, return_dict: bool = True, *,
-                 past_key_values_length=0, init_cache: bool = False, deterministic: bool = True):
+                 past_key_values_length=0, init_cache: bool = False, deterministic: bool = True,
+                 zero_padding: bool = False, packing=None):
         """Encode a batch.
 
         Args:
@@ -101,6 +103,11 @@ class FlaxBertModule(nn.Module):
                 ``(batch, enc_len, hidden)`` / ``(batch, enc_len)``.
             past_key_values_length: tokens already in the cache (its ``cache_index``; may be traced).
             init_cache, deterministic, output_attentions, output_hidden_states, return_dict: switches.
+            zero_padding: return zeros at the masked positions of ``last_hidden_state`` and
+                ``hidden_states`` (2-D ``attention_mask``; the pooler reads the values before), the
+                inference rule of :mod:`bert_core.unpad` (the wrapper decides when).
+            packing: ``(indices, slots)`` of :func:`bert_flax.unpad.packing_indices`: every dense layer runs
+                on the real tokens only (zeros at the masked positions, as ``zero_padding``).
 
         Returns:
             :class:`BaseModelOutputWithPoolingAndCrossAttentions` (or its tuple).
@@ -122,13 +129,25 @@ class FlaxBertModule(nn.Module):
         if encoder_hidden_states is not None and encoder_attention_mask is not None:
             encoder_bias = make_attention_bias(encoder_attention_mask, query_length=seq,
                                                key_length=encoder_hidden_states.shape[1], dtype=self.dtype)
+        packed = None
+        if packing is not None:
+            packed = PackedBatch(*packing, attention_bias, batch, seq)
+            hidden, attention_bias = packed.pack(hidden), packed  # (1, bucket, hidden): no compute on padding
         encoded = self.encoder(hidden, attention_bias, _head_mask(head_mask, c), encoder_hidden_states, encoder_bias,
                                output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                                deterministic=deterministic, init_cache=init_cache)
-        last = encoded.last_hidden_state
+        last, hidden_states = encoded.last_hidden_state, encoded.hidden_states
+        if packed is not None:
+            last = packed.unpack(last)
+            hidden_states = None if hidden_states is None else tuple(packed.unpack(h) for h in hidden_states)
+        # The pooler reads position 0 as computed (a left-padded batch's is padding, as in transformers).
+        pooled = self.pooler(last) if self.add_pooling_layer else None
+        if zero_padding and packed is None:
+            keep = (attention_mask != 0)[:, :, None]  # (batch, seq, 1)
+            last = jnp.where(keep, last, 0)
+            hidden_states = None if hidden_states is None else tuple(jnp.where(keep, h, 0) for h in hidden_states)
         return _finish(out.BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=last, pooler_output=self.pooler(last) if self.add_pooling_layer else None,
-            hidden_states=encoded.hidden_states, attentions=encoded.attentions,
+            last_hidden_state=last, pooler_output=pooled, hidden_states=hidden_states, attentions=encoded.attentions,
             cross_attentions=encoded.cross_attentions), return_dict)
 
 
@@ -169,7 +188,7 @@ class _FlaxBertHeadModule(nn.Module):
             return None
         return self.bert.variables["params"]["embeddings"]["word_embeddings"]["embedding"]
 
-    def _forward(self, inputs: dict, flags: dict, deterministic: bool, **cache):
+    def _forward(self, inputs: dict, flags: dict, deterministic: bool, **switches):
         h, c = self.head, self.config
         ref = inputs["input_ids"] if inputs["input_ids"] is not None else inputs["inputs_embeds"]
         if h.choices:
@@ -185,7 +204,7 @@ class _FlaxBertHeadModule(nn.Module):
             encoder["encoder_hidden_states"] = jnp.zeros((*shape, c.hidden_size), self.dtype)
         o = self.bert(*(inputs[n] for n in _CHOICE_INPUTS[:4]), inputs["head_mask"], inputs["inputs_embeds"],
                       **encoder, output_attentions=flags["output_attentions"],
-                      output_hidden_states=flags["output_hidden_states"], deterministic=deterministic, **cache)
+                      output_hidden_states=flags["output_hidden_states"], deterministic=deterministic, **switches)
         features = {"sequence": (o.last_hidden_state,), "pooled": (o.pooler_output,),
                     "both": (o.last_hidden_state, o.pooler_output)}[h.reads]
         if h.dropout:
@@ -207,13 +226,18 @@ class _FlaxBertHeadModule(nn.Module):
         return _finish(h.output(**result), flags["return_dict"])
 
 
+#: The keyword-only switches a head module hands to ``bert`` as they are.
+_SWITCHES = ("zero_padding", "packing", "init_cache", "past_key_values_length")
+
+
 def _module_signature(head: Head) -> inspect.Signature:
     """``(self, <head.forward_args without the cache arguments>, *, <linen switches>)``."""
     flags = {"output_attentions": False, "output_hidden_states": False, "return_dict": True}
     P = inspect.Parameter
     params = [P("self", P.POSITIONAL_OR_KEYWORD)]
     params += [P(n, P.POSITIONAL_OR_KEYWORD, default=flags.get(n)) for n in head.forward_args if n not in CACHE_ARGS]
-    extras = {"deterministic": True, **({"init_cache": False, "past_key_values_length": 0} if head.decoder else {})}
+    extras = {"deterministic": True, "zero_padding": False, "packing": None,
+              **({"init_cache": False, "past_key_values_length": 0} if head.decoder else {})}
     params += [P(n, P.KEYWORD_ONLY, default=d) for n, d in extras.items()]
     return inspect.Signature(params)
 
@@ -228,8 +252,8 @@ def _module_call(head: Head):
         del values["self"]
         flags = {n: values.pop(n) for n in FLAG_ARGS}
         deterministic = values.pop("deterministic")
-        cache = {n: values.pop(n) for n in ("init_cache", "past_key_values_length") if n in values}
-        return self._forward(values, flags, deterministic, **cache)
+        switches = {n: values.pop(n) for n in _SWITCHES if n in values}
+        return self._forward(values, flags, deterministic, **switches)
 
     __call__.__signature__ = signature
     __call__.__doc__ = (f"Arguments as :class:`FlaxBertModule`, then the labels {list(head.labels)}; "

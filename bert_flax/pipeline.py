@@ -3,7 +3,8 @@
 Shapes are bucketed (bert_pipelines.bucket_length), so a stream of
 inputs compiles a handful of shapes once and then runs at jitted speed. Tasks
 with per-token outputs pack several inputs into each row (bert_core.packing),
-so no compute goes to padding under static shapes.
+so no compute goes to padding under static shapes; other calls keep the padded
+path (:func:`bert_core.unpad.padding_read`), which bounds the programs by the shape buckets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from bert_core.errors import DeviceError
 from bert_core.heads import get_head
+from bert_core.unpad import padding_read
 from bert_pipelines import Pipeline, build_pipeline, resolve_parts
 
 from . import models
@@ -78,7 +80,10 @@ def pipeline(
 
     def forward(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = {k: jnp.asarray(v) if target is None else jax.device_put(v, target) for k, v in batch.items()}
-        out = net(**inputs)
+        # The padded path: packing a padded batch would add a program per token bucket to each bucketed
+        # shape, and the outputs are read at real positions only (per-token tasks pack rows instead).
+        with padding_read():
+            out = net(**inputs)
         return {k: np.asarray(out[k], dtype=np.float32) for k in _FIELDS if out.get(k) is not None}
 
     return build_pipeline(name, tokenizer=tok, config=net.config, forward=forward, model_dir=path, batch_size=batch_size, bucket=True,

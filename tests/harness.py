@@ -10,6 +10,7 @@ and `bert_core` output objects, so tests never convert by hand.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shutil
@@ -175,6 +176,24 @@ def padded_batch(vocab_size: int, *, batch: int = 3, seq: int = 9, seed: int = 0
     input_ids = np.where(attention_mask == 1, input_ids, 0)
     token_type_ids = (np.arange(seq)[None, :] >= (lengths[:, None] // 2)).astype(np.int64) * attention_mask
     return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+
+
+@contextlib.contextmanager
+def compiles_of(fun_name: str):
+    """Collect one entry per XLA compilation of the jitted function ``fun_name`` (jax.monitoring events)."""
+    import jax
+
+    compiled: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration" and kwargs.get("fun_name") == f"jit({fun_name})":
+            compiled.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield compiled
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def free_ports(count: int = 1) -> list[int]:

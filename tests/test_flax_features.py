@@ -3,12 +3,10 @@ compiled calls, Auto classes and the unprefixed names."""
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 
-from harness import TOL, max_abs_diff, padded_batch, tiny_config_dict
+from harness import TOL, compiles_of, max_abs_diff, padded_batch, tiny_config_dict
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
@@ -250,22 +248,6 @@ def test_repeated_calls_reuse_one_compiled_function():
     model.config.hidden_act = "gelu"  # an edited config recompiles rather than reusing stale code
     assert max_abs_diff(model(**batch), first) > 0
     assert _compiled_apply._cache_size() == before + 2
-
-
-@contextlib.contextmanager
-def compiles_of(fun_name: str):
-    """Collect one entry per XLA compilation of the jitted function ``fun_name`` (jax.monitoring events)."""
-    compiled: list[str] = []
-
-    def listener(event: str, duration: float, **kwargs) -> None:
-        if event == "/jax/core/compile/backend_compile_duration" and kwargs.get("fun_name") == f"jit({fun_name})":
-            compiled.append(event)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield compiled
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def test_a_stream_of_lengths_compiles_one_program_per_shape_whatever_the_array_type():
