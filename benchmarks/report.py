@@ -3,10 +3,11 @@
 Usage:
     python benchmarks/report.py [--speed benchmarks/results/speed-minilm-quick.json]
                                 [--memory benchmarks/results/load_memory.json]
+                                [--default-call benchmarks/results/default-call-1thread.json ...]
 
 The prose around the tables lives in ``benchmarks/benchmarks.md.in`` (English)
 and ``benchmarks/benchmarks.zh.md.in`` (Chinese); ``{{speed}}``, ``{{floor}}``,
-``{{memory}}`` and ``{{targets}}`` mark where the tables go. Both pages are rendered from the
+``{{memory}}``, ``{{targets}}`` and ``{{default_call}}`` mark where the tables go. Both pages are rendered from the
 same JSON, so rerunning the benchmarks and this script refreshes every figure
 in both languages without hand edits.
 """
@@ -40,8 +41,9 @@ LABELS = {
         "memory": "Command: `{command}`; weights {mb} MB (random bert-base, float32).",
         "memory_head": ["job", "warm: peak RSS above baseline (MB)", "x weights", "load s",
                         "cold: peak RSS above baseline (MB)", "x weights", "load s"],
-        "targets_head": ["backend", "batch 1 x 16 model(**inputs), time x hf (<= 0.9x)", "mixed-length, speed x hf (>= 1.6x)",
-                         "dense, speed x hf (min over grid; >= 1.0x)", "`tribert run`, time x pipeline (<= 1.2x)"],
+        "targets_head": ["backend", "1 x 16 model(**inputs), time x hf (<= 0.9x)", "same, 1 thread",
+                         "mixed-length, speed x hf (>= 1.6x)", "same, 1 thread", "dense, speed x hf (min over grid; >= 1.0x)",
+                         "dense 8 x 128 model(**inputs), 1 thread", "`tribert run`, time x pipeline (<= 1.2x)"],
         "floor": "Memory bandwidth (numpy streaming): copy {copy} GB/s, triad {triad} GB/s; torch float32 matmul peak "
                  "{peak} GFLOP/s. At 1 x {tokens} tokens the encoder is {gflop} GFLOP, {compute} ms at the peak, and "
                  "reads {mb} MB of weights, {memory} ms at the copy bandwidth: the floor is {floor} ms.",
@@ -50,6 +52,10 @@ LABELS = {
                "against `pipe(lines)` on the same pipeline)",
         "run_head": ["backend", "pipeline s", "run s", "run / pipeline"],
         "not_run": "(not run)",
+        "default_call": "`{command}`: {threads}; load average at start {load}.",
+        "threads_one": "one intra-op thread per framework",
+        "threads_default": "each framework's default threads",
+        "default_call_head": ["case", "path", "ms", "time x hf", "speed x hf"],
     },
     "zh": {
         "command": "命令：`{command}`  \n模型：{model}；每个点计时重复 {repeats} 次（取中位数）；"
@@ -69,8 +75,9 @@ LABELS = {
         "memory": "命令：`{command}`；权重 {mb} MB（随机 bert-base，float32）。",
         "memory_head": ["任务", "warm：峰值 RSS 相对基线的增量（MB）", "权重倍数", "加载秒数",
                         "cold：峰值 RSS 相对基线的增量（MB）", "权重倍数", "加载秒数"],
-        "targets_head": ["后端", "批大小 1 x 16 的 model(**inputs)，时间 x hf（<= 0.9x）", "混合长度，速度 x hf（>= 1.6x）",
-                         "稠密，速度 x hf（网格上的最小值；>= 1.0x）", "`tribert run`，时间 x pipeline（<= 1.2x）"],
+        "targets_head": ["后端", "1 x 16 的 model(**inputs)，时间 x hf（<= 0.9x）", "同上，单线程",
+                         "混合长度，速度 x hf（>= 1.6x）", "同上，单线程", "稠密，速度 x hf（网格最小值；>= 1.0x）",
+                         "稠密 8 x 128 的 model(**inputs)，单线程", "`tribert run`，时间 x pipeline（<= 1.2x）"],
         "floor": "内存带宽（numpy 流式）：copy {copy} GB/s，triad {triad} GB/s；torch float32 矩阵乘法峰值 "
                  "{peak} GFLOP/s。在 1 x {tokens} 个 token 时，编码器为 {gflop} GFLOP，按峰值需 {compute} ms，"
                  "读取 {mb} MB 权重，按 copy 带宽需 {memory} ms：下限为 {floor} ms。",
@@ -79,6 +86,10 @@ LABELS = {
                "`pipe(lines)`）",
         "run_head": ["后端", "pipeline 秒", "run 秒", "run / pipeline"],
         "not_run": "（未运行）",
+        "default_call": "`{command}`：{threads}；开始时的负载均值 {load}。",
+        "threads_one": "每个框架一个算子内线程",
+        "threads_default": "各框架的默认线程数",
+        "default_call_head": ["场景", "路径", "ms", "时间 x hf", "速度 x hf"],
     },
 }
 
@@ -140,6 +151,20 @@ def floor_table(r: dict, t: dict) -> str:
     return text + "\n\n" + table(t["floor_head"], rows)
 
 
+def default_call_tables(results: list[dict], t: dict) -> str:
+    """``benchmarks/default_call.py`` runs: each path's time and its ratios to transformers, per case."""
+    parts = []
+    for r in results:
+        threads = t["threads_one"] if r.get("threads") == 1 else t["threads_default"]
+        rows = [[case, path, ms, r[case]["time_ratio_to_hf"][path], r[case]["speedup_over_hf"][path]]
+                for case in r if isinstance(r[case], dict) and "ms" in r[case]
+                for path, ms in r[case]["ms"].items()]  # fmt: skip
+        parts.append(t["default_call"].format(command=r.get("command", "python benchmarks/default_call.py"), threads=threads,
+                                              load=t["sep"].join(f"{x:.1f}" for x in r["load_average"]))
+                     + "\n\n" + table(t["default_call_head"], rows))
+    return "\n\n".join(parts) if parts else t["not_run"]
+
+
 def run_table(r: dict, t: dict) -> str:
     if "run" not in r:
         return ""
@@ -148,24 +173,32 @@ def run_table(r: dict, t: dict) -> str:
     return t["run"].format(task=run["task"], lines=run["lines"]) + "\n\n" + table(t["run_head"], rows)
 
 
-def targets_table(r: dict, t: dict) -> str:
-    """Each issue-16 target against what each backend reached in this run (times and speeds as ratios to hf)."""
+def targets_table(r: dict, t: dict, default_calls: list[dict] = ()) -> str:
+    """Each issue-16 target against what each backend reached (times and speeds as ratios to hf): in ``speed.py``'s
+    run (every framework's default threads) and, where recorded, ``default_call.py`` with one thread per framework."""
     dense = {n: min(p["ratio_to_hf"][n] for p in r["dense"]) for n in BACKENDS if n in r["ratio_hf_names"]}
     mixed = r["mixed"]["ratio_to_hf"]
+    one = next((d for d in default_calls if d.get("threads") == 1), None)
+
+    def single(case: str, n: str, field: str) -> str:
+        value = one.get(case, {}).get(field, {}).get(f"{n} default") if one else None
+        return f"{value}x" if value is not None else t["not_run"]
+
     rows = []
     for n in BACKENDS:
         if n not in r["ratio_hf_names"]:
             continue
         run = r.get("run", {}).get(n, {}).get("run_over_pipeline")
-        rows.append([n, f"{r['latency_1x16_ratio_to_hf'][n]}x", f"{mixed.get(n, 'n/a')}x", f"{dense[n]}x",
-                     f"{run}x" if run is not None else t["not_run"]])
+        rows.append([n, f"{r['latency_1x16_ratio_to_hf'][n]}x", single("1x16", n, "time_ratio_to_hf"),
+                     f"{mixed.get(n, 'n/a')}x", single("mixed 32 x 8..128", n, "speedup_over_hf"), f"{dense[n]}x",
+                     single("8x128", n, "speedup_over_hf"), f"{run}x" if run is not None else t["not_run"]])
     return table(t["targets_head"], rows)
 
 
-def render(template: str, speed: dict, memory: dict | None, lang: str) -> str:
+def render(template: str, speed: dict, memory: dict | None, lang: str, default_calls: list[dict] = ()) -> str:
     t = LABELS[lang]
-    text = template.replace("{{speed}}", speed_tables(speed, t, lang)).replace("{{targets}}", targets_table(speed, t))
-    text = text.replace("{{floor}}", floor_table(speed, t))
+    text = template.replace("{{speed}}", speed_tables(speed, t, lang)).replace("{{targets}}", targets_table(speed, t, list(default_calls)))
+    text = text.replace("{{floor}}", floor_table(speed, t)).replace("{{default_call}}", default_call_tables(list(default_calls), t))
     return text.replace("{{memory}}", memory_table(memory, t) if memory is not None else t["not_run"])
 
 
@@ -173,14 +206,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--speed", default=str(HERE / "results" / "speed-minilm-quick.json"))
     parser.add_argument("--memory", default=str(HERE / "results" / "load_memory.json"))
+    parser.add_argument("--default-call", nargs="*", default=[str(HERE / "results" / name) for name in (
+        "default-call-1thread.json", "default-call-default-threads.json")], help="benchmarks/default_call.py results")
     args = parser.parse_args()
     speed = json.loads(Path(args.speed).read_text())
     speed["ratio_hf_names"] = [n for n in speed["load_seconds"] if n in speed["mixed"]["ratio_to_hf"]]
     memory_path = Path(args.memory)
     memory = json.loads(memory_path.read_text()) if memory_path.is_file() else None
+    default_calls = [json.loads(Path(p).read_text()) for p in args.default_call if Path(p).is_file()]
     for lang, template, out in (("en", HERE / "benchmarks.md.in", DOCS / "benchmarks.md"),
                                 ("zh", HERE / "benchmarks.zh.md.in", DOCS / "zh" / "benchmarks.md")):
-        out.write_text(render(template.read_text(), speed, memory, lang))
+        out.write_text(render(template.read_text(), speed, memory, lang, default_calls))
         print(f"wrote {out}")
 
 

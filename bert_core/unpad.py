@@ -12,17 +12,20 @@ What counts as an inference call, per backend:
 
 - torch: eval mode and no gradient recorded (``no_grad`` / ``inference_mode`` or
   nothing requiring grad), not compiling, exporting or tracing;
-- TensorFlow: the eager call that runs the cached graph (no tape recording, not
-  inside ``tf.function`` / ``fit`` / ``predict``, ``training`` falsy, ``run_eagerly`` off);
+- TensorFlow: an eager call (the model's first, building call and the cached graph
+  that serves the later ones) with no tape recording, not inside ``tf.function`` /
+  ``fit`` / ``predict``, ``training`` falsy, ``run_eagerly`` off;
 - Flax: ``train=False`` with concrete (not traced) parameters and inputs, i.e.
   not under ``jax.grad`` / ``jax.jit`` of the caller.
 
 Every other call computes the masked positions as ``transformers`` does:
 training and differentiation, tracing and exports, the serving signatures and
-``compiled_call``, decoders and caches, cross-attention, ``head_mask``,
-``output_attentions``, a 3-D (per-query) mask, a head given labels whose loss
-reads the whole sequence, calls inside :func:`padding_read`, and models set
-with ``set_unpadding(False)``.
+``compiled_call``, the TF and Flax pipelines (their compiled programs are
+bounded by shape buckets; per-token tasks pack rows of their own), decoders and
+caches, cross-attention, ``head_mask``, ``output_attentions``, a 3-D
+(per-query) mask, TF calls with ``inputs_embeds``, a head given labels whose
+loss reads the whole sequence, calls inside :func:`padding_read`, and models
+set with ``set_unpadding(False)``.
 
 Where it pays off (a right-padded batch, at least :data:`MIN_PADDING_FRACTION`
 padding), the backend also skips the padding's compute: the real tokens run
