@@ -57,7 +57,7 @@ _SERVE = textwrap.dedent("""
 
 #: Every op type of the core-op SavedModel (graph and function library): core TensorFlow, no tensorflow-text.
 CORE_OPS = frozenset("""
-    AddV2 All Any ArgMax Assert AssignVariableOp BiasAdd BroadcastTo Cast ConcatV2 Const Cumsum DenseBincount
+    AddV2 All Any ArgMax Assert AssignVariableOp BatchMatMulV2 BiasAdd BroadcastTo Cast ConcatV2 Const Cumsum DenseBincount
     DisableCopyOnRead Einsum EnsureShape Equal Erf ExpandDims Fill FloorDiv FloorMod GatherNd GatherV2 Greater
     GreaterEqual Identity If Less LessEqual LogicalAnd LogicalNot LogicalOr LowerBound MatMul Max Maximum Mean
     MergeV2Checkpoints Minimum Mul NoOp OnesLike Pack Placeholder Prod RaggedGather RaggedRange RaggedTensorToTensor
