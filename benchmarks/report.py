@@ -41,9 +41,9 @@ LABELS = {
         "memory": "Command: `{command}`; weights {mb} MB (random bert-base, float32).",
         "memory_head": ["job", "warm: peak RSS above baseline (MB)", "x weights", "load s",
                         "cold: peak RSS above baseline (MB)", "x weights", "load s"],
-        "targets_head": ["backend", "1 x 16 model(**inputs), time x hf (<= 0.9x)", "same, 1 thread",
-                         "mixed-length, speed x hf (>= 1.6x)", "same, 1 thread", "dense, speed x hf (min over grid; >= 1.0x)",
-                         "dense 8 x 128 model(**inputs), 1 thread", "`tribert run`, time x pipeline (<= 1.2x)"],
+        "targets_head": ["backend", "1 x 16 model(**inputs), time x hf (<= 0.9x)", "same, one thread",
+                         "mixed-length, speed x hf (>= 1.6x)", "same, one thread", "dense, speed x hf (min over grid; >= 1.0x)",
+                         "dense 8 x 128 model(**inputs), one thread", "`tribert run`, time x pipeline (<= 1.2x)"],
         "floor": "Memory bandwidth (numpy streaming): copy {copy} GB/s, triad {triad} GB/s; torch float32 matmul peak "
                  "{peak} GFLOP/s. At 1 x {tokens} tokens the encoder is {gflop} GFLOP, {compute} ms at the peak, and "
                  "reads {mb} MB of weights, {memory} ms at the copy bandwidth: the floor is {floor} ms.",
