@@ -18,7 +18,6 @@ footing on a shared, busy machine, where PyTorch's spinning worker threads lose 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -29,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.impls import Impl  # noqa: E402
-from benchmarks.speed import dense_batch, mixed_batch, timed  # noqa: E402
+from benchmarks.speed import dense_batch, emit, mixed_batch, timed  # noqa: E402
 
 FRAMEWORKS = ("torch", "tf", "flax")
 
@@ -86,10 +85,7 @@ def main() -> None:
         report[case] = {"ms": {k: round(v * 1e3, 2) for k, v in seconds.items()},
                         "time_ratio_to_hf": {k: round(v / seconds["hf"], 2) for k, v in seconds.items()},
                         "speedup_over_hf": {k: round(seconds["hf"] / v, 2) for k, v in seconds.items()}}
-    print(json.dumps(report, indent=1))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    emit(report, args.json)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,14 @@ def bf16_section(impls: list[Impl], directory: Path, config, rng, args) -> dict:
     return out
 
 
+def emit(report: dict, path: str | None) -> None:
+    """Print ``report`` as JSON, and write it to ``path`` when given (what ``report.py`` reads)."""
+    print(json.dumps(report, indent=1))
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--impls", default=",".join(IMPLS), help=f"comma-separated subset of {', '.join(IMPLS)}")
@@ -189,11 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     args.repeats = args.repeats or (3 if args.quick else 5)
     args.run_lines = (200 if args.quick else 600) if args.run_lines is None else args.run_lines
-    report = run(args)
-    print(json.dumps(report, indent=1))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    emit(run(args), args.json)
 
 
 if __name__ == "__main__":
