@@ -6,11 +6,11 @@ canonical checkpoint. Each :class:`Impl` offers the paths a user gets:
 
 - ``dense(batch)``: the throughput path (torch/hf: ``model(**inputs)``; flax: the
   wrapper's jitted call; tf: :class:`bert_tf.compiled.CompiledCall`, XLA);
-- ``mixed(batch)``: a mixed-length batch through ``model(**inputs)``, the default
-  inference call, which skips the padding (``bert_core.unpad``; hf: padded, as transformers runs it);
-- ``mixed_padded(batch)``: the same call inside ``bert_core.unpad.padding_read()``, the padded
-  compute, to show what skipping the padding buys;
 - ``default_call(batch)``: ``model(**inputs)`` as a user calls it (tf: its cached graph after the first call);
+  on a padded batch the default inference call skips the padding (``bert_core.unpad``; hf: padded, as
+  transformers runs it);
+- ``mixed_padded(batch)``: the same call inside ``bert_core.unpad.padding_read()``, the padded
+  compute, to show what skipping the padding buys (None for hf);
 - ``pipeline(text)``: ``pipeline("feature-extraction")`` on one sentence.
 
 Every call blocks until its outputs exist.
@@ -95,8 +95,6 @@ class Impl:
                 return self.model(**{k: torch.from_numpy(v) for k, v in batch.items()}).last_hidden_state.float().numpy()
 
         self.dense = self.default_call = call
-        # tribert skips the padding by default in this inference call; transformers runs the padded batch.
-        self.mixed = call
         self.peak = matmul_peak(lambda a, b: torch.from_numpy(a) @ torch.from_numpy(b), lambda x: x)
 
     def _load_flax(self) -> None:
@@ -110,7 +108,6 @@ class Impl:
             return np.asarray(self.model(**batch).last_hidden_state.block_until_ready(), dtype=np.float32)
 
         self.dense = self.default_call = call
-        self.mixed = call
         self.peak = matmul_peak(lambda a, b: jnp.asarray(a) @ jnp.asarray(b), lambda x: x.block_until_ready())
 
     def _load_tf(self) -> None:
@@ -128,7 +125,6 @@ class Impl:
 
         self.dense = xla
         self.default_call = lambda batch: self.model(**batch).last_hidden_state.numpy()
-        self.mixed = self.default_call
         self.peak = matmul_peak(lambda a, b: tf.matmul(a, b), lambda x: x.numpy())
 
     def _mixed_padded(self, batch):

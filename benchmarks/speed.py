@@ -117,7 +117,7 @@ def run(args) -> dict:
 
         padded = mixed_batch(config.vocab_size, rng)
         useful = int(padded["attention_mask"].sum())
-        calls = {i.label: (lambda i=i: i.mixed(padded)) for i in impls}
+        calls = {i.label: (lambda i=i: i.default_call(padded)) for i in impls}
         calls.update({f"{i.label} (padded)": (lambda i=i: i.mixed_padded(padded)) for i in impls if i.mixed_padded})
         seconds = timed(calls, args.repeats)
         report["mixed"] = {"useful_tokens": useful, "padded_tokens": int(padded["attention_mask"].size),

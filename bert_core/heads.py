@@ -131,6 +131,12 @@ class Head:
         return (INPUT_ARGS + (ENCODER_ARGS if self.cross_attention else ()) + self.labels
                 + (CACHE_ARGS if self.decoder else ()) + FLAG_ARGS)
 
+    @property
+    def loss_reads_padding(self) -> bool:
+        """Whether the loss reads per-token logits, padded positions included (question answering's softmax runs
+        over the whole sequence): a call given labels then keeps the padded path (:mod:`bert_core.unpad`)."""
+        return self.reads != "pooled"
+
     def num_outputs(self, config) -> int:
         """The classifier's width for ``config``."""
         return config.num_labels if self.out_features == "num_labels" else int(self.out_features)

@@ -368,7 +368,7 @@ class FlaxBertPreTrainedModel(PushToHubMixin):
                 or output_attentions or "head_mask" in inputs or "encoder_hidden_states" in inputs):
             return False, None
         if enabled is None and (train or reads_padding()
-                                or (head.reads != "pooled" and any(n in inputs for n in head.labels))
+                                or (head.loss_reads_padding and any(n in inputs for n in head.labels))
                                 or (params is not None and isinstance(_first_leaf(params), jax.core.Tracer))):
             return False, None
         if any(isinstance(x, jax.core.Tracer) for x in inputs.values()):

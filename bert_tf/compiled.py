@@ -402,9 +402,8 @@ def unpad_mode(model, arguments: Mapping[str, Any], inference: bool) -> UnpadPla
     if (mask is None or is_symbolic(mask) or config.is_decoder or output_attentions or np.ndim(mask) != rank
             or any(arguments.get(k) is not None for k in _PADDED_PATH_ARGS)):
         return False
-    # A loss over per-token logits reads the padded positions (bert_torch mirrors this with padding_read).
-    if enabled is None and model.head.reads != "pooled" and any(arguments.get(k) is not None
-                                                                for k in model.label_names):
+    labelled = any(arguments.get(k) is not None for k in model.label_names)
+    if enabled is None and model.head.loss_reads_padding and labelled:
         return False
     mask = np.asarray(mask)
     mask = mask.reshape(-1, mask.shape[-1]) != 0  # multiple choice: (batch * choices, seq), as the encoder sees it

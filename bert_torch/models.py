@@ -297,9 +297,8 @@ class _BertHeadModel(BertPreTrainedModel):
                     args[name] = x.reshape(-1, *x.shape[2:])  # (batch * choices, seq[, hidden])
         if head.decoder and any(label is not None for label in labels):
             args["use_cache"] = False  # training on labels: no cache, as transformers 4.x
-        # A loss over per-token logits reads padded positions (question answering's softmax over the
-        # sequence): the encoder must compute them as the padded path does.
-        keep_padding = head.reads != "pooled" and any(label is not None for label in labels) and not _tracing()
+        # A loss over per-token logits reads padded positions: the encoder must compute them as the padded path does.
+        keep_padding = head.loss_reads_padding and any(label is not None for label in labels) and not _tracing()
         with padding_read() if keep_padding else contextlib.nullcontext():
             # Every forward argument but the labels and return_dict is BertModel's, by the same name.
             bert = self.bert(**{k: v for k, v in args.items() if k not in head.labels and k != "return_dict"},
